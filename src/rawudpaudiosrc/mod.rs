@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MPL-2.0
+use gst::glib;
+
+pub fn register(_plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Ok(())
+}
