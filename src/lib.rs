@@ -12,6 +12,7 @@
 //! fuzzed and benchmarked alone.
 
 pub mod conceal;
+pub mod impair;
 pub mod jitter;
 pub mod pcm;
 pub mod ratelimit;

@@ -1,2 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Placeholder.
+//! Pure jitter-buffer core: placing datagrams on the sender's timeline, queueing them, and the
+//! clocked 10 ms playout with concealment. No GStreamer types; time comes in as arguments.
+
+pub mod playout;
+pub mod time;
+pub mod timeline;
+
+pub use playout::{Chunk, Playout, PushOutcome, Stats};

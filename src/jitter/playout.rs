@@ -1,0 +1,761 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The clocked playout of one raw audio stream: datagrams in (with their arrival time), exactly
+//! 10 ms chunks out (when the caller's clock reaches [`Playout::next_deadline`]).
+//!
+//! No GStreamer types and no clock: the caller passes arrival times in and asks when the next
+//! chunk is due; the chunk's timestamp comes from a frame counter, so it never drifts.
+//!
+//! Timing: the first datagram's arrival time is the origin. Output frame `f` has the timestamp
+//! `origin + f / rate` and is due at `origin + upstream latency + latency + f / rate`.
+//! Datagrams are placed on the timeline by [`Timeline`](super::timeline::Timeline); what is
+//! missing when its chunk is due is concealed by [`Concealer`].
+
+use std::collections::VecDeque;
+
+use super::time::{NS_PER_MS, chunk_start, frames_to_ns, ns_to_frames};
+use super::timeline::{Placement, Timeline};
+use crate::conceal::Concealer;
+
+/// Extra room, beyond `latency`, before the queue counts as overflowing (at least this much, or
+/// `latency` again if that is larger).
+const MIN_OVERFLOW_ROOM_NS: i64 = 100 * NS_PER_MS;
+
+/// What became of a pushed datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// Queued at `pos`, after `missing` frames inferred lost.
+    Queued { pos: i64, missing: i64 },
+    /// Its slot was already played: dropped.
+    Late,
+    /// The stream was re-anchored and the datagram queued at `pos`.
+    Resynced { pos: i64 },
+    /// Nothing to queue (no whole frame).
+    Empty,
+}
+
+/// One 10 ms output chunk, written into the caller's buffer by [`Playout::pop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Timestamp of the first frame (running time, ns).
+    pub pts: u64,
+    /// Duration (ns), so that `pts + duration` is the next chunk's `pts`.
+    pub duration: u64,
+    /// Index of the first frame since the stream started.
+    pub offset: u64,
+    pub frames: usize,
+    /// Frames that came from received audio.
+    pub real_frames: usize,
+    /// First chunk of a stream (after start, flush or reset).
+    pub discont: bool,
+    /// Nothing received and only silence produced.
+    pub gap: bool,
+}
+
+/// Counters of one stream; they only grow until [`Playout::reset`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams accepted (whole frames).
+    pub received: u64,
+    /// Chunks produced.
+    pub pushed: u64,
+    /// Datagrams inferred lost (gaps in units of the size of the datagram after them).
+    pub lost: u64,
+    /// Datagrams dropped because their slot had already been played.
+    pub late: u64,
+    /// Datagrams dropped whole, or frames skipped, because too much audio was queued.
+    pub overflow_dropped: u64,
+    pub overflow_skipped_frames: u64,
+    /// Times the stream was re-anchored after late data.
+    pub resyncs: u64,
+    /// Gaps moved back between queued datagrams when a later arrival showed where they were.
+    pub gaps_moved: u64,
+    /// Gaps taken back because the datagrams after them turned out late rather than lost.
+    pub gaps_taken_back: u64,
+    /// Output frames produced by concealment (including silence after it faded out).
+    pub concealed_frames: u64,
+    /// Output frames that came from received audio.
+    pub played_frames: u64,
+    /// How long the most recent datagram waits from arrival to playout (ns), if any.
+    pub last_wait_ns: Option<i64>,
+}
+
+#[derive(Debug)]
+struct Packet {
+    /// Placement id (see `Timeline::shift_from`).
+    id: u64,
+    pos: i64,
+    /// Arrival minus (previous datagram's arrival + its duration): large where data is missing.
+    arrival_excess: i64,
+    /// Placed right after the previous datagram (no gap before it): a candidate for a gap that
+    /// a later arrival reveals.
+    contiguous: bool,
+    frames: i64,
+    data: Vec<f32>,
+}
+
+impl Packet {
+    fn end(&self) -> i64 {
+        self.pos + self.frames
+    }
+
+    /// Drops the frames before `pos`.
+    fn trim_to(&mut self, pos: i64, channels: usize) {
+        let cut = (pos - self.pos).clamp(0, self.frames);
+        self.data.drain(..cut as usize * channels);
+        self.pos += cut;
+        self.frames -= cut;
+    }
+}
+
+/// The most recent inferred gap, still revisable: the datagrams placed after it (the run) can
+/// move back into it while none of them has been played.
+#[derive(Debug, Clone, Copy)]
+struct OpenGap {
+    /// End of the audio before the gap.
+    before: i64,
+    /// Current position of the run's first datagram (even if it was dropped since).
+    start: i64,
+    /// Placement id of the run's first datagram; the run is every later placement.
+    first_id: u64,
+    /// Size of the run's first datagram, the unit of the `lost` count.
+    unit: i64,
+    /// Part of the run has been played: the gap is final.
+    played: bool,
+}
+
+/// Playout state of one stream.
+#[derive(Debug)]
+pub struct Playout {
+    rate: u32,
+    channels: usize,
+    latency_ns: i64,
+    upstream_ns: i64,
+    timeline: Timeline,
+    queue: VecDeque<Packet>,
+    /// Index of the next 10 ms chunk to produce.
+    chunk: i64,
+    concealer: Concealer,
+    stats: Stats,
+    last_arrival: Option<(i64, i64)>,
+    open_gap: Option<OpenGap>,
+}
+
+impl Playout {
+    /// `rate` in Hz, `channels` >= 1, `latency_ns` the jitter buffer's own delay.
+    pub fn new(rate: u32, channels: usize, latency_ns: u64) -> Self {
+        assert!(rate > 0 && channels > 0);
+        Self {
+            rate,
+            channels,
+            latency_ns: clamp_ns(latency_ns),
+            upstream_ns: 0,
+            timeline: Timeline::new(rate),
+            queue: VecDeque::new(),
+            chunk: 0,
+            concealer: Concealer::new(rate, channels),
+            stats: Stats::default(),
+            last_arrival: None,
+            open_gap: None,
+        }
+    }
+
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    /// Forgets the stream: the next datagram starts a new one.
+    pub fn reset(&mut self) {
+        self.timeline.reset();
+        self.queue.clear();
+        self.chunk = 0;
+        self.concealer.reset();
+        self.stats = Stats::default();
+        self.last_arrival = None;
+        self.open_gap = None;
+    }
+
+    /// Changes the jitter buffer's own delay; takes effect from the next chunk.
+    pub fn set_latency(&mut self, latency_ns: u64) {
+        self.latency_ns = clamp_ns(latency_ns);
+    }
+
+    /// Latency reported upstream of the jitter buffer; added to every deadline.
+    pub fn set_upstream_latency(&mut self, upstream_ns: u64) {
+        self.upstream_ns = clamp_ns(upstream_ns);
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// True once the first datagram arrived.
+    pub fn started(&self) -> bool {
+        self.timeline.origin().is_some()
+    }
+
+    /// Nothing is queued ahead of the play head.
+    pub fn is_drained(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Audio queued ahead of the play head, including gaps between datagrams (frames).
+    pub fn queued_frames(&self) -> i64 {
+        self.queue
+            .back()
+            .map_or(0, |p| (p.end() - self.play_head()).max(0))
+    }
+
+    /// Running time (ns) at which the next chunk is due, once the stream started.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let origin = self.timeline.origin()?;
+        let t =
+            origin + self.upstream_ns + self.latency_ns + frames_to_ns(self.play_head(), self.rate);
+        Some(t.max(0) as u64)
+    }
+
+    fn play_head(&self) -> i64 {
+        chunk_start(self.chunk, self.rate)
+    }
+
+    /// Queues a datagram of interleaved samples that arrived at running time `arrival_ns`.
+    pub fn push(&mut self, arrival_ns: u64, samples: &[f32]) -> PushOutcome {
+        let frames = (samples.len() / self.channels) as i64;
+        if frames == 0 {
+            return PushOutcome::Empty;
+        }
+        let samples = &samples[..frames as usize * self.channels];
+        let arrival = clamp_ns(arrival_ns);
+        self.stats.received += 1;
+        let arrival_excess = match self.last_arrival {
+            Some((a, f)) => arrival - a - frames_to_ns(f, self.rate),
+            None => 0,
+        };
+        self.last_arrival = Some((arrival, frames));
+
+        let head = self.play_head();
+        let early = self.timeline.earliness(arrival, frames);
+        if early > 0 {
+            self.take_back_gap(early, head);
+        }
+        let id = self.timeline.next_id();
+        let (pos, missing, trim, outcome) = match self.timeline.place(arrival, frames, head) {
+            Placement::Late => {
+                self.stats.late += 1;
+                return PushOutcome::Late;
+            }
+            Placement::Resync { pos } => {
+                self.stats.resyncs += 1;
+                self.queue.clear();
+                self.concealer.discontinuity();
+                (pos, 0, 0, PushOutcome::Resynced { pos })
+            }
+            Placement::Place { pos, missing, trim } => {
+                self.stats.lost += (missing / frames) as u64;
+                (pos, missing, trim, PushOutcome::Queued { pos, missing })
+            }
+        };
+        let mut moved = false;
+        if missing > 0 && trim == 0 {
+            self.open_gap = Some(OpenGap {
+                before: pos - missing,
+                start: pos,
+                first_id: id,
+                unit: frames,
+                played: false,
+            });
+            moved = self.move_gap_back(pos - missing, missing, arrival_excess, head);
+        } else if matches!(outcome, PushOutcome::Resynced { .. }) {
+            self.open_gap = None;
+        }
+        let data = samples[trim as usize * self.channels..].to_vec();
+        let contiguous =
+            (missing == 0 || moved) && trim == 0 && matches!(outcome, PushOutcome::Queued { .. });
+        self.queue.push_back(Packet {
+            id,
+            pos: pos + trim,
+            arrival_excess,
+            contiguous,
+            frames: frames - trim,
+            data,
+        });
+        self.stats.last_wait_ns = Some(
+            self.timeline.origin().unwrap_or(arrival) + self.latency_ns
+                + frames_to_ns(pos, self.rate)
+                - arrival,
+        );
+        self.bound_queue(frames);
+        outcome
+    }
+
+    /// The datagram being queued arrived `early` frames too early to follow the end of the
+    /// queue. If the last inferred gap is still open (nothing after it played yet), the
+    /// datagrams after it were not preceded by lost ones but were late (a stall, then a burst):
+    /// move them back by up to the gap's size. What then lies behind the play head is dropped as
+    /// late.
+    fn take_back_gap(&mut self, early: i64, head: i64) {
+        let Some(gap) = self.open_gap.as_mut().filter(|g| !g.played) else {
+            return;
+        };
+        let back = early.min(gap.start - gap.before);
+        if back <= 0 {
+            return;
+        }
+        gap.start -= back;
+        let (first_id, unit) = (gap.first_id, gap.unit.max(1));
+        for p in self.queue.iter_mut().filter(|p| p.id >= first_id) {
+            p.pos -= back;
+        }
+        self.timeline.shift_from(first_id, -back);
+        self.timeline.rewind(back);
+        self.stats.lost = self.stats.lost.saturating_sub(((back + unit / 2) / unit) as u64);
+        self.stats.gaps_taken_back += 1;
+        while let Some(front) = self.queue.front_mut() {
+            if front.end() <= head {
+                let id = front.id;
+                self.queue.pop_front();
+                self.timeline.forget(id);
+                self.stats.late += 1;
+            } else {
+                if front.pos < head {
+                    front.trim_to(head, self.channels);
+                }
+                break;
+            }
+        }
+    }
+
+    /// A gap of `missing` frames was inferred just before the datagram being queued, after the
+    /// queued audio that ends at `run_end`. If an
+    /// earlier boundary between queued, not yet played datagrams shows a larger arrival excess,
+    /// the loss more likely happened there: move the gap (and the open gap) back to it. Returns
+    /// whether it moved.
+    fn move_gap_back(&mut self, run_end: i64, missing: i64, new_excess: i64, head: i64) -> bool {
+        // Candidates: the boundaries before queued, unplayed datagrams that were placed right
+        // after their predecessor, going back from the end of the run.
+        let mut best: Option<(usize, i64)> = None;
+        let mut end = run_end;
+        for (i, p) in self.queue.iter().enumerate().rev() {
+            if p.end() != end || p.pos < head || !p.contiguous {
+                break;
+            }
+            if p.arrival_excess > best.map_or(new_excess, |(_, e)| e) {
+                best = Some((i, p.arrival_excess));
+            }
+            end = p.pos;
+        }
+        let Some((i, _)) = best else { return false };
+        let p = &mut self.queue[i];
+        p.contiguous = false;
+        self.open_gap = Some(OpenGap {
+            before: p.pos,
+            start: p.pos + missing,
+            first_id: p.id,
+            unit: p.frames,
+            played: false,
+        });
+        self.timeline.shift_from(p.id, missing);
+        for p in self.queue.range_mut(i..) {
+            p.pos += missing;
+        }
+        self.stats.gaps_moved += 1;
+        true
+    }
+
+    /// Keeps at most `latency + max(latency, 100 ms)` queued; beyond that, skips the oldest audio
+    /// so that the newest datagram waits `latency` again.
+    fn bound_queue(&mut self, last_frames: i64) {
+        let head = self.play_head();
+        let chunk = chunk_start(self.chunk + 1, self.rate) - head;
+        let room = self.latency_ns.max(MIN_OVERFLOW_ROOM_NS);
+        let cap = ns_to_frames(self.latency_ns + room, self.rate) + last_frames + chunk;
+        let depth = self.queued_frames();
+        if depth <= cap {
+            return;
+        }
+        let skip = depth - (ns_to_frames(self.latency_ns, self.rate) + last_frames);
+        self.timeline.shift(-skip);
+        for p in &mut self.queue {
+            p.pos -= skip;
+        }
+        // Skipping is final: nothing may move back into what was skipped.
+        self.open_gap = None;
+        while let Some(front) = self.queue.front_mut() {
+            if front.end() <= head {
+                self.queue.pop_front();
+                self.stats.overflow_dropped += 1;
+            } else {
+                if front.pos < head {
+                    front.trim_to(head, self.channels);
+                }
+                break;
+            }
+        }
+        self.stats.overflow_skipped_frames += skip as u64;
+        self.concealer.discontinuity();
+    }
+
+    /// Produces the next 10 ms chunk into `out` (resized to the chunk), concealing what is
+    /// missing. Call it when the clock reaches [`Playout::next_deadline`].
+    pub fn pop(&mut self, out: &mut Vec<f32>) -> Chunk {
+        let ch = self.channels;
+        let head = self.play_head();
+        let frames = chunk_start(self.chunk + 1, self.rate) - head;
+        out.clear();
+        out.resize(frames as usize * ch, 0.0);
+
+        let mut i = 0;
+        let mut real = 0;
+        while i < frames {
+            let pos = head + i;
+            match self.queue.front() {
+                Some(p) if p.end() <= pos => {
+                    // Fully behind the play head (cannot normally happen): discard.
+                    self.queue.pop_front();
+                }
+                Some(p) if p.pos <= pos => {
+                    if let Some(g) = self.open_gap.as_mut().filter(|g| p.id >= g.first_id) {
+                        g.played = true;
+                    }
+                    let off = pos - p.pos;
+                    let take = (p.frames - off).min(frames - i);
+                    let dst = &mut out[i as usize * ch..(i + take) as usize * ch];
+                    dst.copy_from_slice(&p.data[off as usize * ch..(off + take) as usize * ch]);
+                    self.concealer.real(dst);
+                    if off + take == p.frames {
+                        self.queue.pop_front();
+                    }
+                    i += take;
+                    real += take;
+                }
+                next => {
+                    let until = next.map_or(frames, |p| (p.pos - head).min(frames));
+                    self.concealer
+                        .conceal(&mut out[i as usize * ch..until as usize * ch]);
+                    i = until;
+                }
+            }
+        }
+
+        let origin = self.timeline.origin().unwrap_or(0);
+        let pts = origin + frames_to_ns(head, self.rate);
+        let next_pts = origin + frames_to_ns(head + frames, self.rate);
+        let chunk = Chunk {
+            pts: pts.max(0) as u64,
+            duration: (next_pts - pts).max(0) as u64,
+            offset: head.max(0) as u64,
+            frames: frames as usize,
+            real_frames: real as usize,
+            discont: self.chunk == 0,
+            gap: real == 0 && out.iter().all(|&s| s == 0.0),
+        };
+        self.chunk += 1;
+        self.stats.pushed += 1;
+        self.stats.played_frames += real as u64;
+        self.stats.concealed_frames += (frames - real) as u64;
+        chunk
+    }
+}
+
+fn clamp_ns(ns: u64) -> i64 {
+    ns.min(i64::MAX as u64 / 4) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[track_caller]
+    fn assert_same(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len());
+        if let Some(i) = got.iter().zip(want).position(|(a, b)| a != b) {
+            panic!("first difference at sample {i}: {} vs {}", got[i], want[i]);
+        }
+    }
+
+    fn tone(start: usize, frames: usize) -> Vec<f32> {
+        (start..start + frames)
+            .map(|n| 0.5 * (n as f32 * 2.0 * std::f32::consts::PI * 440.0 / 8000.0).sin())
+            .collect()
+    }
+
+    /// Runs a stream of 10 ms datagrams at 8 kHz through the playout, popping at each deadline.
+    /// `arrivals[i]` is the arrival of datagram `i` (or None when lost).
+    fn run(latency: u64, arrivals: &[Option<u64>]) -> (Vec<f32>, Vec<Chunk>, Playout) {
+        let mut p = Playout::new(8000, 1, latency);
+        let mut events: Vec<(u64, usize)> = arrivals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.map(|a| (a, i)))
+            .collect();
+        events.sort();
+        let mut out = Vec::new();
+        let mut chunks = Vec::new();
+        let mut buf = Vec::new();
+        let mut ev = events.into_iter().peekable();
+        let end = arrivals.len() as u64 * 10 * MS + 200 * MS;
+        loop {
+            let deadline = p.next_deadline();
+            match (ev.peek(), deadline) {
+                (Some(&(a, i)), d) if d.is_none_or(|d| a <= d) => {
+                    p.push(a, &tone(i * 80, 80));
+                    ev.next();
+                }
+                (_, Some(d)) if d < end => {
+                    chunks.push(p.pop(&mut buf));
+                    out.extend_from_slice(&buf);
+                }
+                _ => break,
+            }
+        }
+        (out, chunks, p)
+    }
+
+    #[test]
+    fn steady_input_is_played_exactly_and_contiguously() {
+        let arrivals: Vec<_> = (0..100).map(|i| Some(i * 10 * MS)).collect();
+        let (out, chunks, p) = run(40 * MS, &arrivals);
+        assert_same(&out[..8000], &tone(0, 8000)[..]);
+        for (i, c) in chunks.iter().enumerate() {
+            assert_eq!(c.frames, 80);
+            assert_eq!(c.pts, i as u64 * 10 * MS);
+            assert_eq!(c.duration, 10 * MS);
+            assert_eq!(c.offset, i as u64 * 80);
+        }
+        assert!(chunks[0].discont && !chunks[1].discont);
+        assert_eq!(p.stats().lost, 0);
+        assert_eq!(p.stats().late, 0);
+        assert_eq!(p.stats().last_wait_ns, Some(40 * MS as i64));
+    }
+
+    #[test]
+    fn lost_datagram_is_concealed_in_its_slot() {
+        let arrivals: Vec<_> = (0..50).map(|i| (i != 20).then_some(i * 10 * MS)).collect();
+        let (out, _, p) = run(40 * MS, &arrivals);
+        assert_eq!(p.stats().lost, 1);
+        // Everything around the gap is exact: the gap did not shift the timeline.
+        assert_same(&out[..1600], &tone(0, 1600)[..]);
+        // The merge after the gap cross-fades a few ms; after that, exact again.
+        assert_same(&out[1800..4000], &tone(1800, 2200)[..]);
+        assert_eq!(p.stats().played_frames, 49 * 80);
+        assert_eq!(
+            p.stats().concealed_frames,
+            p.stats().pushed * 80 - p.stats().played_frames
+        );
+    }
+
+    #[test]
+    fn jittered_input_is_absorbed() {
+        // Deterministic pseudo-random jitter up to 20 ms, order preserved.
+        let mut last = 0;
+        let arrivals: Vec<_> = (0..300u64)
+            .map(|i| {
+                let j = (i * 7919 % 21) * MS;
+                last = (i * 10 * MS + j).max(last);
+                Some(last)
+            })
+            .collect();
+        let (out, _, p) = run(40 * MS, &arrivals);
+        assert_eq!(p.stats().late, 0);
+        assert_eq!(p.stats().lost, 0, "{:?}", p.stats());
+        assert_same(&out[..300 * 80], &tone(0, 300 * 80)[..]);
+    }
+
+    #[test]
+    fn stalled_datagrams_are_late_and_the_timeline_holds() {
+        // A 100 ms stall: datagrams 20..=29 all arrive at 300 ms, in order (a FIFO queue
+        // released at once). Slots 20..=25 were due before that: their data is late.
+        let arrivals: Vec<_> = (0..60u64)
+            .map(|i| Some(if (20..30).contains(&i) { 300 * MS } else { i * 10 * MS }))
+            .collect();
+        let (out, _, p) = run(40 * MS, &arrivals);
+        assert_eq!(p.stats().late, 6, "{:?}", p.stats());
+        assert_eq!(p.stats().lost, 0, "{:?}", p.stats());
+        assert_eq!(p.stats().resyncs, 0);
+        assert_same(&out[..1600], &tone(0, 1600)[..]);
+        // Slots 26.. play their own data (after the merge's cross-fade).
+        assert_same(&out[27 * 80..60 * 80], &tone(27 * 80, 33 * 80)[..]);
+    }
+
+    #[test]
+    fn slow_sender_is_resynced_when_its_data_turns_late() {
+        // A sender clock 0.5 % slow: each datagram arrives 50 us later than the last one
+        // would suggest, so the wait before playout shrinks by 5 ms per second until data is
+        // late; three late datagrams in a row re-anchor the stream on the full latency.
+        let arrivals: Vec<_> = (0..1000u64)
+            .map(|i| Some(i * 10 * MS + i * 50_000))
+            .collect();
+        let (_, chunks, p) = run(20 * MS, &arrivals);
+        let s = p.stats();
+        assert!(s.resyncs >= 1, "{s:?}");
+        assert!(s.late <= 3 * s.resyncs, "{s:?}");
+        assert!(chunks.windows(2).all(|w| w[0].pts + w[0].duration == w[1].pts));
+    }
+
+    #[test]
+    fn fast_sender_is_bounded_by_the_overflow_policy() {
+        // A sender that sends 10 ms every 5 ms: the queue would grow for ever.
+        let mut p = Playout::new(8000, 1, 40 * MS);
+        let mut buf = Vec::new();
+        for i in 0..2000u64 {
+            let a = i * 5 * MS;
+            while p.next_deadline().is_some_and(|d| d <= a) {
+                p.pop(&mut buf);
+            }
+            p.push(a, &tone(i as usize * 80, 80));
+            // latency + 100 ms of room + the datagram + one chunk.
+            assert!(p.queued_frames() <= 1120 + 80 + 80, "{}", p.queued_frames());
+        }
+        assert!(p.stats().overflow_skipped_frames > 0);
+        assert!(p.stats().overflow_dropped > 0);
+    }
+
+    #[test]
+    fn burst_after_outage_is_dropped_as_late() {
+        // A 1 s stall: datagrams 100..200 all arrive at 2 s with the ones due then. What was
+        // due during the stall is late; the stream continues in its own slots.
+        let arrivals: Vec<_> = (0..300u64)
+            .map(|i| Some(if (100..200).contains(&i) { 2000 * MS } else { i * 10 * MS }))
+            .collect();
+        let (out, _, p) = run(40 * MS, &arrivals);
+        let s = p.stats();
+        assert_eq!(s.late, 96, "{s:?}");
+        assert_eq!(s.lost, 0, "{s:?}");
+        assert_eq!(s.overflow_skipped_frames, 0, "{s:?}");
+        assert_same(&out[197 * 80..300 * 80], &tone(197 * 80, 103 * 80)[..]);
+    }
+
+    #[test]
+    fn output_continues_without_input() {
+        let mut p = Playout::new(48000, 2, 40 * MS);
+        p.push(0, &vec![0.1; 960]);
+        let mut buf = Vec::new();
+        let mut gaps = 0;
+        for i in 0..1000 {
+            let c = p.pop(&mut buf);
+            assert_eq!(c.frames, 480);
+            assert_eq!(c.pts, i * 10 * MS);
+            gaps += c.gap as usize;
+        }
+        assert!(gaps > 990);
+    }
+}
+
+#[cfg(test)]
+mod simulation {
+    //! The placement rule against a simulated network, measured.
+    use super::*;
+    use crate::impair::{Impairment, Schedule};
+
+    const MS: u64 = 1_000_000;
+
+    /// Each datagram carries its index in every sample, so the output says which datagram
+    /// each output slot played.
+    pub(super) struct Outcome {
+        pub slots: u64,
+        pub exact: u64,
+        pub misplaced: u64,
+        pub concealed: u64,
+        pub true_lost: u64,
+        pub stats: Stats,
+        pub min_wait_ms: f64,
+        pub max_wait_ms: f64,
+    }
+
+    pub(super) fn simulate(imp: Impairment, latency_ms: u64, seconds: u64) -> Outcome {
+        let mut p = Playout::new(8000, 1, latency_ms * MS);
+        let mut sched = Schedule::new(imp, 10 * MS);
+        let mut buf = Vec::new();
+        let n = seconds * 100;
+        let (mut exact, mut misplaced, mut concealed, mut slots) = (0, 0, 0, 0);
+        let (mut min_wait, mut max_wait) = (i64::MAX, i64::MIN);
+        let mut pending = sched.next();
+        let mut delivered = vec![false; n as usize + 1000];
+        while let Some(d) = pending {
+            if d.index >= n {
+                break;
+            }
+            while p.next_deadline().is_some_and(|dl| dl < d.arrive_ns) {
+                let c = p.pop(&mut buf);
+                let slot = c.offset / 80;
+                slots += 1;
+                // Ignore the cross-faded start of a slot; look at its last sample.
+                let v = buf[79];
+                if c.real_frames == 0 {
+                    concealed += 1;
+                } else if (v * 1000.0).round() as u64 == slot % 1000 + 1 {
+                    exact += 1;
+                } else {
+                    misplaced += 1;
+                }
+            }
+            delivered[d.index as usize] = true;
+            let v = (d.index % 1000 + 1) as f32 / 1000.0;
+            p.push(d.arrive_ns, &[v; 80]);
+            if let Some(w) = p.stats().last_wait_ns {
+                if slots > 100 {
+                    min_wait = min_wait.min(w);
+                    max_wait = max_wait.max(w);
+                }
+            }
+            pending = sched.next();
+        }
+        let true_lost = delivered[..n as usize].iter().filter(|&&x| !x).count() as u64;
+        Outcome {
+            slots,
+            exact,
+            misplaced,
+            concealed,
+            true_lost,
+            stats: p.stats().clone(),
+            min_wait_ms: min_wait as f64 / 1e6,
+            max_wait_ms: max_wait as f64 / 1e6,
+        }
+    }
+
+    pub(super) fn report(name: &str, o: &Outcome) {
+        eprintln!(
+            "{name}: slots {} exact {} ({:.2} %) misplaced {} concealed {} | true lost {} \
+             inferred {} late {} moved {} taken back {} resyncs {} overflow {} | wait {:.1}..{:.1} ms",
+            o.slots,
+            o.exact,
+            100.0 * o.exact as f64 / o.slots as f64,
+            o.misplaced,
+            o.concealed,
+            o.true_lost,
+            o.stats.lost,
+            o.stats.late,
+            o.stats.gaps_moved,
+            o.stats.gaps_taken_back,
+            o.stats.resyncs,
+            o.stats.overflow_skipped_frames,
+            o.min_wait_ms,
+            o.max_wait_ms
+        );
+    }
+
+    #[test]
+    fn ten_percent_loss_twenty_ms_jitter() {
+        let imp = Impairment {
+            loss: 0.1,
+            jitter_ns: 20 * MS,
+            skew_ppm: 0.0,
+            seed: 5,
+        };
+        let o = simulate(imp, 40, 600);
+        report("10% loss, 20 ms jitter, latency 40", &o);
+        let o = simulate(Impairment { loss: 0.0, ..imp }, 40, 600);
+        report("0% loss, 20 ms jitter, latency 40", &o);
+        let o = simulate(Impairment { jitter_ns: 0, ..imp }, 40, 600);
+        report("10% loss, no jitter, latency 40", &o);
+        let o = simulate(Impairment { jitter_ns: 5 * MS, ..imp }, 40, 600);
+        report("10% loss, 5 ms jitter, latency 40", &o);
+        let o = simulate(Impairment { jitter_ns: 40 * MS, ..imp }, 60, 600);
+        report("10% loss, 40 ms jitter, latency 60", &o);
+    }
+}

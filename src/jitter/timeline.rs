@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Placing raw datagrams, which carry no sequence number or timestamp, on the sender's timeline.
+//!
+//! # The rule
+//!
+//! Positions are output frame indices: the frame at position `p` is played at
+//! `origin + delay + p / rate`, where `origin` is the arrival time of the first datagram.
+//! A datagram that arrives at `t` *as if* it were at position `p` has the residual
+//! `r(p) = t - anchor - p / rate`: its network delay relative to the first datagram (`anchor`
+//! starts as `origin` and moves only on a resync).
+//!
+//! 1. **Contiguous unless the arrival time says otherwise.** A sender of raw PCM sends an
+//!    unbroken stream, so a datagram is assumed to follow the previous one (position `c`).
+//! 2. **Arriving too late for `c` means a gap.** The residuals of the datagrams placed in the
+//!    last 2 s span the network's jitter. If a datagram arrives later than that span allows at
+//!    `c` (`r(c) > max + tolerance`; tolerance = a quarter of its duration, at least 1 ms), the
+//!    datagrams before it are taken as lost: it is placed at `c + k·n` with the smallest `k`
+//!    (in units of its own size `n`) that brings it back within the span.
+//! 3. **Arriving too early for `c` takes a gap back.** If a datagram arrives earlier than the
+//!    span allows at `c` (`r(c) < min - tolerance`) and the last inferred gap is still ahead of
+//!    the play head, the datagrams after that gap were not after lost ones but late ones
+//!    (a stall, then a burst): they move back by up to the gap's size. The caller does this
+//!    with [`Timeline::earliness`] and [`Timeline::rewind`]. Without such a gap the datagram is
+//!    simply early and waits longer.
+//! 4. **Late data is dropped.** A datagram whose slot has already been played is dropped and
+//!    counted as late; its slot still counts, so the next one follows it. A datagram partly
+//!    behind the play head keeps its tail.
+//! 5. **Resync.** After 3 late datagrams in a row (the network delay grew beyond the latency,
+//!    or the sender restarted behind us), the stream is re-anchored: the datagram waits the full
+//!    delay after its arrival, as the very first one did, and the residual history restarts.
+//!
+//! Rules 2 and 3 together make a wrong guess about a gap correct itself as soon as the next
+//! datagram arrives, as long as it arrives before the gap is played. What remains ambiguous:
+//! jitter larger than a datagram's duration can hide a single loss until a later datagram
+//! shows it (the caller then moves the gap back to where the arrival times show the hole).
+//! Duplicated datagrams cannot be told apart from new audio and add their duration to the
+//! queue, bounded by the overflow policy. Reordered datagrams are played in arrival order.
+
+use std::collections::VecDeque;
+
+use super::time::{NS_PER_MS, NS_PER_SEC, frames_to_ns, ns_to_frames};
+
+/// How far back residuals are remembered.
+const WINDOW_NS: i64 = 2 * NS_PER_SEC;
+/// At most this many residuals are kept (bounds memory and work at high packet rates).
+const WINDOW_MAX: usize = 256;
+/// Minimum tolerance outside the residual span before a gap is inferred or taken back.
+const MIN_TOLERANCE_NS: i64 = NS_PER_MS;
+/// Consecutive late datagrams that trigger a resync.
+const LATE_RUN_RESYNC: u32 = 3;
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Play it from `pos`. `missing` frames before it (after the previous datagram) were inferred
+    /// lost; `trim` leading frames are already behind the play head and must be discarded.
+    Place { pos: i64, missing: i64, trim: i64 },
+    /// Its slot has been played: drop it.
+    Late,
+    /// The stream was re-anchored; play it from `pos`. Everything queued before is stale.
+    Resync { pos: i64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u64,
+    arrival: i64,
+    pos: i64,
+}
+
+/// The placement state of one stream.
+#[derive(Debug)]
+pub struct Timeline {
+    rate: u32,
+    /// Arrival time of the first datagram: position `p` plays at `origin + delay + p / rate`.
+    origin: Option<i64>,
+    /// Reference of the residuals; equals `origin` until a resync moves it.
+    anchor: Option<i64>,
+    next_pos: i64,
+    window: VecDeque<Entry>,
+    late_run: u32,
+    next_id: u64,
+}
+
+impl Timeline {
+    pub fn new(rate: u32) -> Self {
+        Self {
+            rate,
+            origin: None,
+            anchor: None,
+            next_pos: 0,
+            window: VecDeque::with_capacity(WINDOW_MAX),
+            late_run: 0,
+            next_id: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        *self = Self::new(self.rate);
+    }
+
+    /// Arrival time of the first datagram, the origin of the output timeline.
+    pub fn origin(&self) -> Option<i64> {
+        self.origin
+    }
+
+    /// End of the last placed datagram.
+    pub fn next_pos(&self) -> i64 {
+        self.next_pos
+    }
+
+    /// Id that the next placement will carry (see [`Timeline::shift_from`]).
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    fn tolerance(&self, frames: i64) -> i64 {
+        (frames_to_ns(frames, self.rate) / 4).max(MIN_TOLERANCE_NS)
+    }
+
+    /// How many frames (a multiple of `frames`) earlier than the end of the previous datagram
+    /// a datagram of `frames` frames arriving at `arrival` must start to fall within the
+    /// residual span; 0 if it fits at the contiguous position (or later).
+    pub fn earliness(&mut self, arrival: i64, frames: i64) -> i64 {
+        let Some(anchor) = self.anchor else { return 0 };
+        let Some((lo, _)) = self.span(arrival) else {
+            return 0;
+        };
+        let dur = frames_to_ns(frames, self.rate).max(1);
+        let rc = arrival - anchor - frames_to_ns(self.next_pos, self.rate);
+        let short = lo - self.tolerance(frames) - rc;
+        if short > 0 {
+            (short + dur - 1) / dur * frames
+        } else {
+            0
+        }
+    }
+
+    /// Places a datagram of `frames` frames that arrived at `arrival` (ns), with the play head at
+    /// `play_head`.
+    pub fn place(&mut self, arrival: i64, frames: i64, play_head: i64) -> Placement {
+        let Some(anchor) = self.anchor else {
+            self.origin = Some(arrival);
+            self.anchor = Some(arrival);
+            return self.accept(arrival, 0, frames, 0, play_head);
+        };
+
+        let c = self.next_pos;
+        let dur = frames_to_ns(frames, self.rate).max(1);
+        let rc = arrival - anchor - frames_to_ns(c, self.rate);
+        let mut k = 0;
+        if let Some((_, hi)) = self.span(arrival) {
+            let excess = rc - hi - self.tolerance(frames);
+            if excess > 0 {
+                k = (excess + dur - 1) / dur;
+            }
+        }
+        let pos = c + k * frames;
+
+        if pos + frames <= play_head {
+            self.late_run += 1;
+            if self.late_run >= LATE_RUN_RESYNC {
+                return self.resync(arrival, frames, play_head);
+            }
+            // The slot counts: the next datagram follows this one.
+            self.next_pos = pos + frames;
+            return Placement::Late;
+        }
+        self.accept(arrival, pos, frames, k * frames, play_head)
+    }
+
+    fn accept(
+        &mut self,
+        arrival: i64,
+        pos: i64,
+        frames: i64,
+        missing: i64,
+        play_head: i64,
+    ) -> Placement {
+        self.late_run = 0;
+        self.next_pos = pos + frames;
+        self.remember(arrival, pos);
+        Placement::Place {
+            pos,
+            missing,
+            trim: (play_head - pos).clamp(0, frames),
+        }
+    }
+
+    fn resync(&mut self, arrival: i64, frames: i64, play_head: i64) -> Placement {
+        // Give it the position it would have had as the first datagram (it waits the full delay),
+        // keeping the output timeline and its PTS continuous; residuals restart from zero.
+        let origin = self.origin.unwrap_or(arrival);
+        let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
+        self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
+        self.window.clear();
+        self.late_run = 0;
+        self.next_pos = pos + frames;
+        self.remember(arrival, pos);
+        Placement::Resync { pos }
+    }
+
+    /// Re-indexes every position by `delta` frames (the caller skipped `-delta` frames of queued
+    /// audio to bound the queue). The anchor moves too, so residuals stay what they were.
+    pub fn shift(&mut self, delta: i64) {
+        self.next_pos += delta;
+        for e in &mut self.window {
+            e.pos += delta;
+        }
+        if let Some(a) = self.anchor.as_mut() {
+            *a -= frames_to_ns(delta, self.rate);
+        }
+    }
+
+    /// Moves the end of the stream back by `frames` (the caller took back part of a gap).
+    pub fn rewind(&mut self, frames: i64) {
+        self.next_pos -= frames;
+    }
+
+    /// Moves the remembered positions of placements with id >= `first_id` by `delta` frames (the
+    /// caller moved a gap between already queued datagrams).
+    pub fn shift_from(&mut self, first_id: u64, delta: i64) {
+        for e in self.window.iter_mut().filter(|e| e.id >= first_id) {
+            e.pos += delta;
+        }
+    }
+
+    /// Forgets the residual of placement `id` (its datagram turned out late and was dropped; its
+    /// delay says nothing about the jitter of the datagrams that are played).
+    pub fn forget(&mut self, id: u64) {
+        self.window.retain(|e| e.id != id);
+    }
+
+    fn remember(&mut self, arrival: i64, pos: i64) {
+        let id = self.next_id;
+        self.next_id += 1;
+        while self.window.len() >= WINDOW_MAX {
+            self.window.pop_front();
+        }
+        self.window.push_back(Entry { id, arrival, pos });
+    }
+
+    /// Smallest and largest residual among datagrams that arrived within the window before `now`.
+    fn span(&mut self, now: i64) -> Option<(i64, i64)> {
+        while self
+            .window
+            .front()
+            .is_some_and(|e| now - e.arrival > WINDOW_NS)
+        {
+            self.window.pop_front();
+        }
+        let anchor = self.anchor?;
+        self.window
+            .iter()
+            .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate))
+            .fold(None, |acc, r| match acc {
+                None => Some((r, r)),
+                Some((lo, hi)) => Some((lo.min(r), hi.max(r))),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = NS_PER_MS;
+
+    fn placed(p: Placement) -> (i64, i64) {
+        match p {
+            Placement::Place { pos, missing, .. } => (pos, missing),
+            other => panic!("expected Place, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn steady_stream_is_contiguous() {
+        let mut t = Timeline::new(8000);
+        for i in 0..1000 {
+            assert_eq!(t.earliness(i * 10 * MS, 80), 0);
+            let (pos, missing) = placed(t.place(i * 10 * MS, 80, 0));
+            assert_eq!((pos, missing), (i * 80, 0));
+        }
+    }
+
+    #[test]
+    fn single_and_double_losses_are_found() {
+        let mut t = Timeline::new(8000);
+        for i in 0..10 {
+            placed(t.place(i * 10 * MS, 80, 0));
+        }
+        // Datagram 10 lost.
+        assert_eq!(placed(t.place(110 * MS, 80, 0)), (880, 80));
+        // 12 and 13 lost.
+        assert_eq!(placed(t.place(140 * MS, 80, 0)), (1120, 160));
+    }
+
+    #[test]
+    fn jitter_within_the_learned_span_is_not_loss() {
+        let mut t = Timeline::new(8000);
+        let jit = [0, 20, 5, 12, 0, 18, 3, 20, 7, 0];
+        let mut last_gap = None;
+        for (i, j) in jit.iter().enumerate() {
+            let arrival = i as i64 * 10 * MS + j * MS;
+            // The first delayed datagram looks like a loss until the next one shows otherwise;
+            // the caller then moves the datagrams after the gap back (as `Playout` does).
+            let back = t.earliness(arrival, 80);
+            if back > 0 {
+                t.shift_from(last_gap.unwrap(), -back);
+                t.rewind(back);
+            }
+            let id = t.next_id();
+            if placed(t.place(arrival, 80, 0)).1 > 0 {
+                last_gap = Some(id);
+            }
+        }
+        assert_eq!(t.next_pos(), 800, "every guessed gap was taken back");
+        // A datagram 19 ms late is jitter, not loss.
+        assert_eq!(placed(t.place(100 * MS + 19 * MS, 80, 0)), (800, 0));
+        // A loss followed by a datagram delayed by more than the span's slack is found.
+        assert_eq!(placed(t.place(135 * MS, 80, 0)), (960, 80));
+    }
+
+    #[test]
+    fn early_arrival_after_a_stall_reports_earliness() {
+        let mut t = Timeline::new(8000);
+        for i in 0..20 {
+            placed(t.place(i * 10 * MS, 80, 0));
+        }
+        // A 100 ms stall: datagram 20 arrives at 300 ms, looks like 10 lost ones.
+        assert_eq!(placed(t.place(300 * MS, 80, 0)), (2400, 800));
+        // Datagram 21 arrives at once: 10 ms too early for the position after 20.
+        assert_eq!(t.earliness(300 * MS, 80), 80);
+    }
+
+    #[test]
+    fn late_datagram_is_dropped_but_keeps_its_slot() {
+        let mut t = Timeline::new(8000);
+        placed(t.place(0, 80, 0));
+        placed(t.place(10 * MS, 80, 0));
+        // Play head already at 240: the datagram for [160, 240) is late.
+        assert_eq!(t.place(20 * MS, 80, 240), Placement::Late);
+        assert_eq!(t.next_pos(), 240);
+        // The next one straddles the play head: its tail is kept.
+        assert_eq!(
+            t.place(30 * MS, 80, 280),
+            Placement::Place {
+                pos: 240,
+                missing: 0,
+                trim: 40
+            }
+        );
+    }
+
+    #[test]
+    fn three_late_in_a_row_resync() {
+        let mut t = Timeline::new(8000);
+        placed(t.place(0, 80, 0));
+        // The play head ran far ahead (the stream stalled for longer than the latency).
+        let head = 4000;
+        assert_eq!(t.place(10 * MS, 80, head), Placement::Late);
+        assert_eq!(t.place(20 * MS, 80, head), Placement::Late);
+        assert_eq!(
+            t.place(30 * MS, 80, head),
+            Placement::Resync { pos: head },
+            "never behind the play head"
+        );
+        // And the stream continues contiguously from there.
+        assert_eq!(placed(t.place(40 * MS, 80, head)), (head + 80, 0));
+    }
+
+    #[test]
+    fn shift_keeps_residuals() {
+        let mut t = Timeline::new(8000);
+        for i in 0..5 {
+            placed(t.place(i * 10 * MS, 80, 0));
+        }
+        t.shift(-200);
+        assert_eq!(t.next_pos(), 200);
+        assert_eq!(placed(t.place(50 * MS, 80, 0)), (200, 0));
+    }
+}

@@ -1,0 +1,956 @@
+// SPDX-License-Identifier: MPL-2.0
+//! # plcjitterbuffer
+//!
+//! Takes raw audio datagrams stamped with their arrival time (from `rawudpaudiosrc`, or `udpsrc`
+//! with audio caps), places them on the sender's timeline, and pushes exactly 10 ms of audio
+//! every 10 ms of running time from a src-pad task paced by the pipeline clock, concealing what
+//! did not arrive in time.
+//!
+//! ```text
+//! gst-launch-1.0 rawudpaudiosrc port=5004 ! plcjitterbuffer latency=40 ! audioconvert ! autoaudiosink
+//! ```
+//!
+//! Timing: the first datagram's arrival (its PTS as running time) is the origin. Output frame `f`
+//! gets PTS `origin + f / rate` (from a frame counter, so it never drifts) and is pushed when the
+//! clock reaches `origin + upstream latency + latency + f / rate`. The latency query answers
+//! upstream latency plus `latency`.
+
+use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::jitter::time::NS_PER_MS;
+use crate::jitter::{Playout, PushOutcome};
+use crate::pcm::SampleFormat;
+use crate::ratelimit::RateLimiter;
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "plcjitterbuffer",
+        gst::DebugColorFlags::empty(),
+        Some("Jitter buffer with packet loss concealment"),
+    )
+});
+
+const DEFAULT_LATENCY_MS: u32 = 40;
+const MAX_LATENCY_MS: u32 = 10_000;
+const DEFAULT_STATS_INTERVAL_MS: u32 = 0;
+const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
+const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    latency_ms: u32,
+    stats_interval_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            latency_ms: DEFAULT_LATENCY_MS,
+            stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+        }
+    }
+}
+
+/// The negotiated input (and output) format.
+#[derive(Debug, Clone)]
+struct Format {
+    caps: gst::Caps,
+    sample: SampleFormat,
+    rate: u32,
+    channels: usize,
+    bpf: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    format: Option<Format>,
+    playout: Option<Playout>,
+    in_segment: gst::FormattedSegment<gst::ClockTime>,
+    /// Serialized events waiting to go out before the next buffer, in order.
+    pending_events: Vec<gst::Event>,
+    /// A new output segment must be sent before the next buffer.
+    need_segment: bool,
+    upstream_latency: Option<gst::ClockTime>,
+    playing: bool,
+    eos: bool,
+    srcresult: Result<gst::FlowSuccess, gst::FlowError>,
+    clock_id: Option<gst::SingleShotClockId>,
+    /// Input buffers dropped because they were not whole frames.
+    invalid: u64,
+    invalid_warning: RateLimiter,
+    /// Arrival of the last buffer and its duration, to stamp buffers that come without PTS.
+    last_arrival: Option<(gst::ClockTime, gst::ClockTime)>,
+    next_stats_pts: Option<u64>,
+    samples: Vec<f32>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            format: None,
+            playout: None,
+            in_segment: gst::FormattedSegment::new(),
+            pending_events: Vec::new(),
+            need_segment: true,
+            upstream_latency: None,
+            playing: false,
+            eos: false,
+            srcresult: Err(gst::FlowError::Flushing),
+            clock_id: None,
+            invalid: 0,
+            invalid_warning: RateLimiter::new(gst::ClockTime::SECOND.nseconds()),
+            last_arrival: None,
+            next_stats_pts: None,
+            samples: Vec::new(),
+        }
+    }
+}
+
+pub struct PlcJitterBuffer {
+    sinkpad: gst::Pad,
+    srcpad: gst::Pad,
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    cond: Condvar,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for PlcJitterBuffer {
+    const NAME: &'static str = "GstPlcJitterBuffer";
+    type Type = super::PlcJitterBuffer;
+    type ParentType = gst::Element;
+
+    fn with_class(klass: &Self::Class) -> Self {
+        let templ = klass.pad_template("sink").expect("sink template");
+        let sinkpad = gst::Pad::builder_from_template(&templ)
+            .chain_function(|pad, parent, buffer| {
+                Self::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.sink_chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                Self::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+            })
+            .activatemode_function(|_pad, parent, mode, active| {
+                Self::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "sink activation panicked")),
+                    |imp| imp.sink_activatemode(mode, active),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+
+        let templ = klass.pad_template("src").expect("src template");
+        let srcpad = gst::Pad::builder_from_template(&templ)
+            .event_function(|pad, parent, event| {
+                Self::catch_panic_pad_function(parent, || false, |imp| imp.src_event(pad, event))
+            })
+            .query_function(|pad, parent, query| {
+                Self::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
+            .activatemode_function(|pad, parent, mode, active| {
+                Self::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "src activation panicked")),
+                    |imp| imp.src_activatemode(pad, mode, active),
+                )
+            })
+            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .build();
+
+        Self {
+            sinkpad,
+            srcpad,
+            settings: Mutex::new(Settings::default()),
+            state: Mutex::new(State::default()),
+            cond: Condvar::new(),
+        }
+    }
+}
+
+impl ObjectImpl for PlcJitterBuffer {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecUInt::builder("latency")
+                    .nick("Latency")
+                    .blurb(
+                        "Time in milliseconds that each datagram may take to arrive before its \
+                         audio is played (or concealed). Output starts this long after the first \
+                         datagram's arrival. Range 0-10000, default 40. Changeable while \
+                         PLAYING (posts a latency message).",
+                    )
+                    .maximum(MAX_LATENCY_MS)
+                    .default_value(DEFAULT_LATENCY_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Stats interval")
+                    .blurb(
+                        "Post the stats structure as an element message on the bus every this \
+                         many milliseconds of output (0 = never). Range 0-3600000, default 0. \
+                         Changeable while PLAYING.",
+                    )
+                    .maximum(MAX_STATS_INTERVAL_MS)
+                    .default_value(DEFAULT_STATS_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb(
+                        "Counters since the stream started (application/x-plcjitterbuffer-stats): \
+                         pushed (10 ms buffers output), received (datagrams accepted), lost \
+                         (datagrams inferred missing), late (dropped, slot already played), \
+                         concealed-ms, played-ms, current-delay-ms (arrival to playout of the \
+                         newest datagram), queued-ms, overflow-dropped, resyncs, invalid \
+                         (not whole frames), gaps-moved. Read-only.",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        match pspec.name() {
+            "latency" => {
+                let latency_ms: u32 = value.get().expect("type checked upstream");
+                let changed = {
+                    let mut settings = self.settings.lock().unwrap();
+                    let changed = settings.latency_ms != latency_ms;
+                    settings.latency_ms = latency_ms;
+                    changed
+                };
+                if let Some(p) = self.state.lock().unwrap().playout.as_mut() {
+                    p.set_latency(ms_to_ns(latency_ms));
+                }
+                if changed {
+                    gst::info!(CAT, imp = self, "latency set to {latency_ms} ms");
+                    let _ = self
+                        .obj()
+                        .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+                }
+            }
+            "stats-interval" => {
+                let v: u32 = value.get().expect("type checked upstream");
+                self.settings.lock().unwrap().stats_interval_ms = v;
+                self.state.lock().unwrap().next_stats_pts = None;
+            }
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        match pspec.name() {
+            "latency" => self.settings.lock().unwrap().latency_ms.to_value(),
+            "stats-interval" => self.settings.lock().unwrap().stats_interval_ms.to_value(),
+            "stats" => self.stats(&self.state.lock().unwrap()).to_value(),
+            other => unreachable!("unknown property {other}"),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        let obj = self.obj();
+        obj.add_pad(&self.sinkpad).expect("add sink pad");
+        obj.add_pad(&self.srcpad).expect("add src pad");
+        obj.set_element_flags(gst::ElementFlags::REQUIRE_CLOCK);
+    }
+}
+
+impl GstObjectImpl for PlcJitterBuffer {}
+
+impl ElementImpl for PlcJitterBuffer {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Jitter buffer with packet loss concealment",
+                "Filter/Network/Audio",
+                "Reorders and dejitters network audio, conceals losses, and outputs exactly \
+                 10 ms every 10 ms of running time",
+                "gst-plugin-netaudio developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::builder("audio/x-raw")
+                .field("format", gst::List::new(["S16LE", "S16BE", "F32LE"]))
+                .field("rate", gst::IntRange::new(8000i32, 96000))
+                .field("channels", gst::IntRange::new(1i32, 8))
+                .field("layout", "interleaved")
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("sink template"),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .expect("src template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        gst::debug!(CAT, imp = self, "changing state {transition:?}");
+        if transition == gst::StateChange::PausedToPlaying {
+            self.state.lock().unwrap().playing = true;
+            self.cond.notify_all();
+        }
+
+        let success = self.parent_change_state(transition)?;
+
+        if transition == gst::StateChange::PlayingToPaused {
+            let mut state = self.state.lock().unwrap();
+            state.playing = false;
+            // The task re-computes its wait against the new base time when PLAYING again.
+            if let Some(id) = state.clock_id.take() {
+                id.unschedule();
+            }
+            self.cond.notify_all();
+        }
+
+        Ok(match transition {
+            gst::StateChange::ReadyToPaused | gst::StateChange::PlayingToPaused => {
+                gst::StateChangeSuccess::NoPreroll
+            }
+            _ => success,
+        })
+    }
+}
+
+impl PlcJitterBuffer {
+    fn sink_activatemode(
+        &self,
+        mode: gst::PadMode,
+        active: bool,
+    ) -> Result<(), gst::LoggableError> {
+        if mode != gst::PadMode::Push {
+            return Err(gst::loggable_error!(CAT, "only push mode is supported"));
+        }
+        if !active {
+            let mut state = self.state.lock().unwrap();
+            self.set_flushing(&mut state);
+        }
+        Ok(())
+    }
+
+    fn src_activatemode(
+        &self,
+        pad: &gst::Pad,
+        mode: gst::PadMode,
+        active: bool,
+    ) -> Result<(), gst::LoggableError> {
+        if mode != gst::PadMode::Push {
+            return Err(gst::loggable_error!(CAT, "only push mode is supported"));
+        }
+        if active {
+            let mut state = self.state.lock().unwrap();
+            self.reset_stream(&mut state);
+            self.start_task(&mut state)
+                .map_err(|e| gst::loggable_error!(CAT, "cannot start task: {e}"))?;
+        } else {
+            {
+                let mut state = self.state.lock().unwrap();
+                self.set_flushing(&mut state);
+            }
+            pad.stop_task()
+                .map_err(|e| gst::loggable_error!(CAT, "cannot stop task: {e}"))?;
+            let mut state = self.state.lock().unwrap();
+            self.reset_stream(&mut state);
+            state.format = None;
+            state.upstream_latency = None;
+        }
+        Ok(())
+    }
+
+    /// Wakes and stops everything that waits: the task's clock wait and condition variable.
+    fn set_flushing(&self, state: &mut State) {
+        state.srcresult = Err(gst::FlowError::Flushing);
+        if let Some(id) = state.clock_id.take() {
+            id.unschedule();
+        }
+        self.cond.notify_all();
+    }
+
+    /// Forgets the stream (after a flush, or when stopping): the next datagram starts anew.
+    fn reset_stream(&self, state: &mut State) {
+        if let Some(p) = state.playout.as_mut() {
+            p.reset();
+        }
+        state.eos = false;
+        state.need_segment = true;
+        state.last_arrival = None;
+        state.next_stats_pts = None;
+        state.invalid = 0;
+    }
+
+    fn start_task(&self, state: &mut State) -> Result<(), glib::BoolError> {
+        state.srcresult = Ok(gst::FlowSuccess::Ok);
+        let imp = self.ref_counted();
+        let res = self.srcpad.start_task(move || imp.src_loop());
+        if res.is_err() {
+            state.srcresult = Err(gst::FlowError::Error);
+        }
+        res
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        gst::log!(CAT, obj = pad, "handling {event:?}");
+        use gst::EventView;
+        match event.view() {
+            EventView::FlushStart(_) => {
+                let ret = self.srcpad.push_event(event);
+                {
+                    let mut state = self.state.lock().unwrap();
+                    self.set_flushing(&mut state);
+                }
+                if let Err(e) = self.srcpad.pause_task() {
+                    gst::error!(CAT, imp = self, "cannot pause task: {e}");
+                }
+                ret
+            }
+            EventView::FlushStop(_) => {
+                let ret = self.srcpad.push_event(event);
+                let mut state = self.state.lock().unwrap();
+                self.reset_stream(&mut state);
+                state.pending_events.clear();
+                if let Err(e) = self.start_task(&mut state) {
+                    gst::error!(CAT, imp = self, "cannot restart task: {e}");
+                    return false;
+                }
+                ret
+            }
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                match parse_format(&caps) {
+                    Ok(format) => {
+                        self.set_format(format);
+                        true
+                    }
+                    Err(err) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::CoreError::Negotiation,
+                            ("Unsupported input caps {caps}: {err}")
+                        );
+                        false
+                    }
+                }
+            }
+            EventView::Segment(s) => {
+                let mut state = self.state.lock().unwrap();
+                match s.segment().downcast_ref::<gst::ClockTime>() {
+                    Some(seg) => {
+                        state.in_segment = seg.clone();
+                        true
+                    }
+                    None => {
+                        drop(state);
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            (
+                                "Input segment must be in TIME format, got {:?}",
+                                s.segment().format()
+                            )
+                        );
+                        false
+                    }
+                }
+            }
+            EventView::Eos(_) => {
+                let mut state = self.state.lock().unwrap();
+                if let Err(e) = state.srcresult {
+                    // The task is not running; let the application know if it stopped badly.
+                    if !matches!(e, gst::FlowError::Flushing | gst::FlowError::Eos) {
+                        drop(state);
+                        self.flow_error(e);
+                    }
+                    return false;
+                }
+                state.eos = true;
+                // Wake the task from its clock wait: it drains without waiting.
+                if let Some(id) = state.clock_id.take() {
+                    id.unschedule();
+                }
+                self.cond.notify_all();
+                true
+            }
+            EventView::Gap(_) => true,
+            _ if event.is_serialized() && event.is_sticky()
+                || event.type_() == gst::EventType::Tag =>
+            {
+                // Stream-start, tags and the like go out in order, before the next buffer.
+                let mut state = self.state.lock().unwrap();
+                if matches!(event.view(), EventView::StreamStart(_)) {
+                    state
+                        .pending_events
+                        .retain(|e| e.type_() != gst::EventType::StreamStart);
+                }
+                state.pending_events.push(event);
+                true
+            }
+            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
+        }
+    }
+
+    /// Applies new input caps: a new format starts a new stream.
+    fn set_format(&self, format: Format) {
+        let latency_ms = self.settings.lock().unwrap().latency_ms;
+        let mut state = self.state.lock().unwrap();
+        let same = state.format.as_ref().is_some_and(|f| {
+            f.sample == format.sample && f.rate == format.rate && f.channels == format.channels
+        });
+        gst::debug!(
+            CAT,
+            imp = self,
+            "caps {} (same format: {same})",
+            format.caps
+        );
+        state
+            .pending_events
+            .push(gst::event::Caps::new(&format.caps));
+        if !same {
+            let mut playout = Playout::new(format.rate, format.channels, ms_to_ns(latency_ms));
+            if let Some(u) = state.upstream_latency {
+                playout.set_upstream_latency(u.nseconds());
+            }
+            state.playout = Some(playout);
+        }
+        state.format = Some(format);
+    }
+
+    fn sink_chain(
+        &self,
+        _pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::trace!(CAT, imp = self, "received {buffer:?}");
+        if self.state.lock().unwrap().upstream_latency.is_none() {
+            self.query_upstream_latency();
+        }
+
+        let mut state = self.state.lock().unwrap();
+        state.srcresult?;
+        if state.eos {
+            return Err(gst::FlowError::Eos);
+        }
+        let Some(format) = state.format.clone() else {
+            gst::element_imp_error!(self, gst::CoreError::Negotiation, ("No caps before data"));
+            return Err(gst::FlowError::NotNegotiated);
+        };
+
+        let arrival = self.arrival_time(&state, &buffer);
+        let map = buffer.map_readable().map_err(|_| {
+            gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map input buffer"));
+            gst::FlowError::Error
+        })?;
+        if map.is_empty() || map.len() % format.bpf != 0 {
+            state.invalid += 1;
+            let now = arrival.nseconds();
+            if let Some(suppressed) = state.invalid_warning.check(now) {
+                gst::warning!(
+                    CAT,
+                    imp = self,
+                    "dropping a buffer of {} bytes: not a whole number of {}-byte frames \
+                     ({suppressed} more since the last warning)",
+                    map.len(),
+                    format.bpf
+                );
+            }
+            return state.srcresult;
+        }
+
+        let state = &mut *state;
+        state.samples.clear();
+        format.sample.decode(&map, &mut state.samples);
+        let duration = gst::ClockTime::from_nseconds(
+            (map.len() / format.bpf) as u64 * gst::ClockTime::SECOND.nseconds()
+                / format.rate as u64,
+        );
+        state.last_arrival = Some((arrival, duration));
+        let Some(playout) = state.playout.as_mut() else {
+            return state.srcresult;
+        };
+        let was_started = playout.started();
+        let outcome = playout.push(arrival.nseconds(), &state.samples);
+        match outcome {
+            PushOutcome::Late => gst::debug!(CAT, imp = self, "late datagram at {arrival}"),
+            PushOutcome::Resynced { pos } => {
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "resynced at frame {pos} (arrival {arrival})"
+                )
+            }
+            PushOutcome::Queued { pos, missing } if missing > 0 => gst::debug!(
+                CAT,
+                imp = self,
+                "{missing} frames missing before frame {pos} (arrival {arrival})"
+            ),
+            _ => {}
+        }
+        if !was_started {
+            gst::debug!(CAT, imp = self, "first datagram at {arrival}");
+            self.cond.notify_all();
+        }
+        state.srcresult
+    }
+
+    /// The running time at which `buffer` arrived: its PTS if it has one, else the clock's
+    /// current running time, else right after the previous buffer.
+    fn arrival_time(&self, state: &State, buffer: &gst::BufferRef) -> gst::ClockTime {
+        if let Some(rt) = buffer
+            .pts()
+            .and_then(|pts| state.in_segment.to_running_time(pts))
+        {
+            return rt;
+        }
+        if let Some(now) = self.obj().current_running_time() {
+            return now;
+        }
+        state
+            .last_arrival
+            .map_or(gst::ClockTime::ZERO, |(a, d)| a + d)
+    }
+
+    fn query_upstream_latency(&self) {
+        let mut q = gst::query::Latency::new();
+        let min = if self.sinkpad.peer_query(&mut q) {
+            let (_live, min, _max) = q.result();
+            min
+        } else {
+            gst::ClockTime::ZERO
+        };
+        self.set_upstream_latency(min);
+    }
+
+    fn set_upstream_latency(&self, min: gst::ClockTime) {
+        let mut state = self.state.lock().unwrap();
+        if state.upstream_latency != Some(min) {
+            gst::debug!(CAT, imp = self, "upstream latency {min}");
+        }
+        state.upstream_latency = Some(min);
+        if let Some(p) = state.playout.as_mut() {
+            p.set_upstream_latency(min.nseconds());
+        }
+    }
+
+    fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        if let gst::EventView::Reconfigure(_) = event.view() {
+            let mut state = self.state.lock().unwrap();
+            if state.srcresult == Err(gst::FlowError::NotLinked) {
+                if let Err(e) = self.start_task(&mut state) {
+                    gst::error!(CAT, imp = self, "cannot restart task: {e}");
+                }
+            }
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let mut upstream = gst::query::Latency::new();
+            let (upstream_min, upstream_max) = if self.sinkpad.peer_query(&mut upstream) {
+                let (_live, min, max) = upstream.result();
+                (min, max)
+            } else {
+                (gst::ClockTime::ZERO, None)
+            };
+            self.set_upstream_latency(upstream_min);
+            let own =
+                gst::ClockTime::from_mseconds(self.settings.lock().unwrap().latency_ms.into());
+            gst::debug!(
+                CAT,
+                imp = self,
+                "latency: upstream {upstream_min} + own {own}"
+            );
+            q.set(true, upstream_min + own, upstream_max.map(|m| m + own));
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
+    fn src_loop(&self) {
+        if let Err(err) = self.src_loop_inner() {
+            let mut state = self.state.lock().unwrap();
+            let err = match state.srcresult {
+                Err(e) => e, // set by a flush or another thread first
+                Ok(_) => {
+                    state.srcresult = Err(err);
+                    err
+                }
+            };
+            let eos = state.eos;
+            drop(state);
+            gst::debug!(CAT, imp = self, "pausing task: {err:?}");
+            let _ = self.srcpad.pause_task();
+            if eos && err == gst::FlowError::Eos {
+                return;
+            }
+            if !matches!(err, gst::FlowError::Flushing | gst::FlowError::Eos) {
+                self.flow_error(err);
+                self.srcpad.push_event(gst::event::Eos::new());
+            }
+        }
+    }
+
+    /// One turn of the output task: wait for the next deadline, then push one 10 ms buffer.
+    fn src_loop_inner(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let mut state = self.state.lock().unwrap();
+        state.srcresult?;
+
+        let started = state.playout.as_ref().is_some_and(|p| p.started());
+        if state.eos {
+            // Play out what is queued, without waiting for the clock, then EOS.
+            let drained = state
+                .playout
+                .as_ref()
+                .is_none_or(|p| !p.started() || p.is_drained());
+            if drained {
+                let events = self.take_events(&mut state, false);
+                drop(state);
+                for e in events {
+                    self.srcpad.push_event(e);
+                }
+                gst::debug!(CAT, imp = self, "drained, pushing EOS");
+                self.srcpad.push_event(gst::event::Eos::new());
+                return Err(gst::FlowError::Eos);
+            }
+        } else {
+            if !state.playing || !started {
+                let _state = self.cond.wait(state).unwrap();
+                return Ok(gst::FlowSuccess::Ok);
+            }
+            state = self.wait_for_deadline(state)?;
+            if !state.playing {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        }
+
+        let (buffer, events, stats) = self.produce(&mut state)?;
+        drop(state);
+
+        for e in events {
+            self.srcpad.push_event(e);
+        }
+        if let Some(s) = stats {
+            let _ = self
+                .obj()
+                .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        }
+        gst::trace!(CAT, imp = self, "pushing {buffer:?}");
+        let res = self.srcpad.push(buffer);
+        if let Err(e) = res {
+            gst::debug!(CAT, imp = self, "push returned {e:?}");
+        }
+        res
+    }
+
+    /// Waits on the pipeline clock until the next chunk is due. Returns with the lock held.
+    fn wait_for_deadline<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+    ) -> Result<MutexGuard<'a, State>, gst::FlowError> {
+        let deadline = state
+            .playout
+            .as_ref()
+            .and_then(|p| p.next_deadline())
+            .ok_or(gst::FlowError::Error)?;
+        let obj = self.obj();
+        let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
+            // No clock yet: wait for a state change to bring one.
+            let (s, _) = self
+                .cond
+                .wait_timeout(state, std::time::Duration::from_millis(10))
+                .unwrap();
+            return Ok(s);
+        };
+        let id = clock.new_single_shot_id(base + gst::ClockTime::from_nseconds(deadline));
+        state.clock_id = Some(id.clone());
+        drop(state);
+        let (res, _jitter) = id.wait();
+        let mut state = self.state.lock().unwrap();
+        state.clock_id = None;
+        state.srcresult?;
+        match res {
+            Ok(_) | Err(gst::ClockError::Early) => Ok(state),
+            Err(gst::ClockError::Unscheduled) => {
+                // Paused or flushing: the caller re-checks and waits again.
+                Ok(state)
+            }
+            Err(e) => {
+                gst::error!(CAT, imp = self, "clock wait failed: {e:?}");
+                Err(gst::FlowError::Error)
+            }
+        }
+    }
+
+    /// Pops the next chunk into a buffer; returns it with the events to push first and the stats
+    /// message to post, if one is due.
+    fn produce(
+        &self,
+        state: &mut State,
+    ) -> Result<(gst::Buffer, Vec<gst::Event>, Option<gst::Structure>), gst::FlowError> {
+        let format = state.format.clone().ok_or(gst::FlowError::NotNegotiated)?;
+        let mut samples = std::mem::take(&mut state.samples);
+        let chunk = state
+            .playout
+            .as_mut()
+            .ok_or(gst::FlowError::Error)?
+            .pop(&mut samples);
+
+        let mut buffer = gst::Buffer::with_size(samples.len() * format.sample.sample_bytes())
+            .map_err(|_| gst::FlowError::Error)?;
+        {
+            let buf = buffer.get_mut().expect("new buffer is writable");
+            {
+                let mut map = buf.map_writable().map_err(|_| gst::FlowError::Error)?;
+                format.sample.encode(&samples, &mut map);
+            }
+            buf.set_pts(gst::ClockTime::from_nseconds(chunk.pts));
+            buf.set_duration(gst::ClockTime::from_nseconds(chunk.duration));
+            buf.set_offset(chunk.offset);
+            buf.set_offset_end(chunk.offset + chunk.frames as u64);
+            let mut flags = gst::BufferFlags::empty();
+            if chunk.discont {
+                flags |= gst::BufferFlags::DISCONT | gst::BufferFlags::RESYNC;
+            }
+            if chunk.gap {
+                flags |= gst::BufferFlags::GAP;
+            }
+            buf.set_flags(flags);
+        }
+        state.samples = samples;
+
+        let events = self.take_events(state, true);
+        let stats = self.stats_due(state, chunk.pts);
+        Ok((buffer, events, stats))
+    }
+
+    /// Pending serialized events, with a fresh TIME segment when one is due (output PTS are
+    /// running times, so the segment is the identity).
+    fn take_events(&self, state: &mut State, with_segment: bool) -> Vec<gst::Event> {
+        let mut events = std::mem::take(&mut state.pending_events);
+        if with_segment && state.need_segment {
+            state.need_segment = false;
+            let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+            // After stream-start and caps, before tags and buffers.
+            let at = events
+                .iter()
+                .rposition(|e| {
+                    matches!(
+                        e.type_(),
+                        gst::EventType::StreamStart | gst::EventType::Caps
+                    )
+                })
+                .map_or(0, |i| i + 1);
+            events.insert(at, gst::event::Segment::new(&segment));
+        }
+        events
+    }
+
+    fn stats_due(&self, state: &mut State, pts: u64) -> Option<gst::Structure> {
+        let interval = self.settings.lock().unwrap().stats_interval_ms;
+        if interval == 0 {
+            return None;
+        }
+        let interval_ns = ms_to_ns(interval);
+        match state.next_stats_pts {
+            None => {
+                state.next_stats_pts = Some(pts + interval_ns);
+                None
+            }
+            Some(t) if pts >= t => {
+                state.next_stats_pts = Some(t + interval_ns * ((pts - t) / interval_ns + 1));
+                Some(self.stats(state))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn stats(&self, state: &State) -> gst::Structure {
+        let (rate, s, queued) = match state.playout.as_ref() {
+            Some(p) => (p.rate(), p.stats().clone(), p.queued_frames()),
+            None => (1, Default::default(), 0),
+        };
+        let frames_ms = |f: u64| f * 1000 / u64::from(rate);
+        gst::Structure::builder(STATS_NAME)
+            .field("pushed", s.pushed)
+            .field("received", s.received)
+            .field("lost", s.lost)
+            .field("late", s.late)
+            .field("concealed-ms", frames_ms(s.concealed_frames))
+            .field("played-ms", frames_ms(s.played_frames))
+            .field(
+                "current-delay-ms",
+                s.last_wait_ns.map_or(0.0, |w| w as f64 / NS_PER_MS as f64),
+            )
+            .field("queued-ms", queued as f64 * 1000.0 / f64::from(rate))
+            .field("overflow-dropped", s.overflow_dropped)
+            .field("resyncs", s.resyncs)
+            .field("invalid", state.invalid)
+            .field("gaps-moved", s.gaps_moved)
+            .build()
+    }
+
+    fn flow_error(&self, err: gst::FlowError) {
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("Internal data flow error."),
+            ["streaming task paused, reason {err:?}"]
+        );
+    }
+}
+
+fn ms_to_ns(ms: u32) -> u64 {
+    u64::from(ms) * NS_PER_MS as u64
+}
+
+fn parse_format(caps: &gst::Caps) -> Result<Format, String> {
+    let info = gst_audio::AudioInfo::from_caps(caps).map_err(|e| e.to_string())?;
+    if info.layout() != gst_audio::AudioLayout::Interleaved {
+        return Err("only interleaved layout is supported".into());
+    }
+    let sample = match info.format() {
+        gst_audio::AudioFormat::S16le => SampleFormat::S16LE,
+        gst_audio::AudioFormat::S16be => SampleFormat::S16BE,
+        gst_audio::AudioFormat::F32le => SampleFormat::F32LE,
+        other => return Err(format!("unsupported sample format {other:?}")),
+    };
+    let channels = info.channels() as usize;
+    if !(8000..=96000).contains(&info.rate()) || !(1..=8).contains(&channels) {
+        return Err("rate must be 8000-96000 Hz and channels 1-8".into());
+    }
+    Ok(Format {
+        caps: caps.clone(),
+        sample,
+        rate: info.rate(),
+        channels,
+        bpf: info.bpf() as usize,
+    })
+}

@@ -1,0 +1,493 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Element tests of `plcjitterbuffer` with `gst_check::Harness` and its test clock: the clock
+//! only moves when a test cranks it, so hours of simulated time run in seconds and every
+//! assertion is exact.
+
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+const MS: u64 = 1_000_000;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstnetaudio::plugin_register_static().expect("register plugin");
+    });
+}
+
+/// A deterministic pseudo-random sequence (no dependency, same on every machine).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The test signal: a 440 Hz tone at half scale, S16LE mono.
+fn tone_s16(rate: u32, start: u64, frames: usize) -> Vec<u8> {
+    (0..frames as u64)
+        .flat_map(|i| {
+            let n = (start + i) as f64;
+            let v = 0.5 * (n * 2.0 * std::f64::consts::PI * 440.0 / rate as f64).sin();
+            ((v * 32767.0).round() as i16).to_le_bytes()
+        })
+        .collect()
+}
+
+fn s16(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+fn buffer(pts: u64, data: Vec<u8>) -> gst::Buffer {
+    let mut b = gst::Buffer::from_mut_slice(data);
+    b.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_nseconds(pts));
+    b
+}
+
+fn harness(caps: &str, latency_ms: u32) -> Harness {
+    init();
+    let mut h = Harness::new("plcjitterbuffer");
+    h.element().unwrap().set_property("latency", latency_ms);
+    h.set_src_caps_str(caps);
+    h.play();
+    h
+}
+
+fn stats(h: &Harness) -> gst::Structure {
+    h.element().unwrap().property::<gst::Structure>("stats")
+}
+
+fn stat(h: &Harness, name: &str) -> u64 {
+    stats(h).get::<u64>(name).unwrap()
+}
+
+/// Asserts that output buffer `j` of a stream at `rate` starting at `origin` is exactly the 10 ms
+/// chunk the frame counter says.
+#[track_caller]
+fn assert_chunk(buf: &gst::BufferRef, j: u64, rate: u64, origin: u64, bpf: usize) {
+    let first = j * rate / 100;
+    let next = (j + 1) * rate / 100;
+    let frames = next - first;
+    assert_eq!(buf.size(), frames as usize * bpf, "size of buffer {j}");
+    assert_eq!(buf.offset(), first, "offset of buffer {j}");
+    assert_eq!(buf.offset_end(), next, "offset_end of buffer {j}");
+    let pts = origin + first * 1_000_000_000 / rate;
+    let end = origin + next * 1_000_000_000 / rate;
+    assert_eq!(
+        buf.pts(),
+        Some(gst::ClockTime::from_nseconds(pts)),
+        "pts {j}"
+    );
+    assert_eq!(
+        buf.duration(),
+        Some(gst::ClockTime::from_nseconds(end - pts)),
+        "duration {j}"
+    );
+}
+
+/// Drives the element: before each output deadline, pushes every input that has arrived by
+/// then; cranks the test clock to the deadline; pulls the buffer and hands it to `check`.
+fn drive(
+    h: &mut Harness,
+    latency: u64,
+    n_out: u64,
+    mut inputs: impl Iterator<Item = (u64, Vec<u8>)>,
+    mut check: impl FnMut(u64, &gst::Buffer),
+) {
+    let mut pending = inputs.next();
+    let origin = pending.as_ref().expect("at least one input").0;
+    for j in 0..n_out {
+        let deadline = origin + latency + j * 10 * MS;
+        while let Some((arrival, _)) = pending.as_ref() {
+            if *arrival > deadline {
+                break;
+            }
+            let (arrival, data) = pending.take().unwrap();
+            h.push(buffer(arrival, data)).expect("push");
+            pending = inputs.next();
+        }
+        h.crank_single_clock_wait().expect("crank");
+        let out = h.pull().expect("output buffer");
+        check(j, &out);
+    }
+}
+
+#[test]
+fn steady_input_keeps_exact_cadence_for_an_hour() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    let hour = 360_000;
+    let inputs = (0..hour + 10).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
+    let mut mismatched = 0;
+    drive(&mut h, 40 * MS, hour, inputs, |j, buf| {
+        assert_chunk(buf, j, 8000, 0, 2);
+        if buf.map_readable().unwrap().as_slice() != tone_s16(8000, j * 80, 80).as_slice() {
+            mismatched += 1;
+        }
+        assert_eq!(buf.flags().contains(gst::BufferFlags::DISCONT), j == 0);
+    });
+    assert_eq!(mismatched, 0, "steady input must come out bit-exact");
+    assert_eq!(stat(&h, "pushed"), hour);
+    assert_eq!(stat(&h, "lost"), 0);
+    assert_eq!(stat(&h, "late"), 0);
+    assert_eq!(stat(&h, "concealed-ms"), 0);
+}
+
+#[test]
+fn ten_percent_loss_keeps_exact_cadence_for_an_hour() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    let hour = 360_000;
+    let mut rng = Lcg(7);
+    let lost: Vec<bool> = (0..hour + 10)
+        .map(|i| i > 0 && rng.next_f64() < 0.1)
+        .collect();
+    let n_lost = lost[..hour as usize].iter().filter(|&&l| l).count() as u64;
+    let inputs = (0..hour + 10)
+        .filter(|&i| !lost[i as usize])
+        .map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
+    let mut exact = 0;
+    drive(&mut h, 40 * MS, hour, inputs, |j, buf| {
+        assert_chunk(buf, j, 8000, 0, 2);
+        if buf.map_readable().unwrap().as_slice() == tone_s16(8000, j * 80, 80).as_slice() {
+            exact += 1;
+        }
+    });
+    assert_eq!(stat(&h, "pushed"), hour);
+    // Without jitter every loss is found in its own slot, none is late.
+    let counted = stat(&h, "lost");
+    assert!(
+        counted == n_lost || counted == n_lost + 1,
+        "{counted} vs {n_lost}"
+    );
+    assert_eq!(stat(&h, "late"), 0);
+    assert_eq!(stat(&h, "concealed-ms"), n_lost * 10);
+    // Received slots come out bit-exact, except the ones whose start is cross-faded after a gap.
+    assert!(exact >= hour - 2 * n_lost, "{exact} exact of {hour}");
+}
+
+#[test]
+fn no_input_keeps_exact_cadence_for_an_hour() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=16000,channels=2,layout=interleaved",
+        40,
+    );
+    let hour = 360_000;
+    // One datagram starts the stream; then nothing for an hour.
+    let first = (5 * MS, vec![0x10u8; 160 * 4]);
+    let mut gaps = 0;
+    drive(&mut h, 40 * MS, hour, std::iter::once(first), |j, buf| {
+        assert_chunk(buf, j, 16000, 5 * MS, 4);
+        if buf.flags().contains(gst::BufferFlags::GAP) {
+            gaps += 1;
+            assert!(buf.map_readable().unwrap().iter().all(|&b| b == 0));
+        }
+    });
+    assert!(
+        gaps >= hour - 10,
+        "silence after the concealment is flagged GAP: {gaps}"
+    );
+    assert_eq!(stat(&h, "pushed"), hour);
+}
+
+#[test]
+fn rates_not_divisible_by_100_alternate_chunk_sizes() {
+    let mut h = harness(
+        "audio/x-raw,format=F32LE,rate=22050,channels=1,layout=interleaved",
+        20,
+    );
+    // 20 ms datagrams of 441 frames.
+    let inputs = (0..1000u64).map(|i| (i * 20 * MS, vec![0u8; 441 * 4]));
+    drive(&mut h, 20 * MS, 1900, inputs, |j, buf| {
+        assert_chunk(buf, j, 22050, 0, 4);
+    });
+}
+
+#[test]
+fn datagram_size_does_not_change_output_size() {
+    for (frames_in, period) in [(120usize, 2_500_000u64), (2880, 60 * MS), (480, 10 * MS)] {
+        let mut h = harness(
+            "audio/x-raw,format=S16LE,rate=48000,channels=1,layout=interleaved",
+            80,
+        );
+        let n = 3000 * MS / period;
+        let inputs = (0..n).map(|i| (i * period, tone_s16(48000, i * frames_in as u64, frames_in)));
+        drive(&mut h, 80 * MS, 250, inputs, |j, buf| {
+            assert_chunk(buf, j, 48000, 0, 2);
+            assert_eq!(
+                buf.map_readable().unwrap().as_slice(),
+                tone_s16(48000, j * 480, 480).as_slice(),
+                "{frames_in}-frame datagrams"
+            );
+        });
+        assert_eq!(stat(&h, "lost"), 0);
+    }
+}
+
+#[test]
+fn late_data_is_dropped_and_counted() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    // Datagram 20 arrives 80 ms late: after its slot (due at 240 ms) was played.
+    let inputs = (0..100u64).map(|i| {
+        let arrival = if i == 20 { 280 * MS } else { i * 10 * MS };
+        (arrival, tone_s16(8000, i * 80, 80))
+    });
+    let mut inputs: Vec<_> = inputs.collect();
+    inputs.sort_by_key(|(a, _)| *a);
+    let mut concealed_slot = None;
+    drive(&mut h, 40 * MS, 90, inputs.into_iter(), |j, buf| {
+        assert_chunk(buf, j, 8000, 0, 2);
+        if j == 20 {
+            concealed_slot = Some(buf.map_readable().unwrap().to_vec());
+        }
+        if j > 22 {
+            assert_eq!(
+                buf.map_readable().unwrap().as_slice(),
+                tone_s16(8000, j * 80, 80).as_slice(),
+                "the timeline is not shifted by the late datagram"
+            );
+        }
+    });
+    assert_eq!(stat(&h, "late"), 1);
+    assert_eq!(stat(&h, "resyncs"), 0);
+    assert_ne!(concealed_slot.unwrap(), tone_s16(8000, 20 * 80, 80));
+}
+
+#[test]
+fn concealment_has_no_clicks_at_either_edge() {
+    let rate = 16000u64;
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved",
+        40,
+    );
+    // Lose one datagram, then three in a row, then ten (faded to silence and back).
+    let lost = |i: u64| i == 30 || (60..63).contains(&i) || (100..110).contains(&i);
+    let inputs = (0..200u64)
+        .filter(|&i| !lost(i))
+        .map(|i| (i * 10 * MS, tone_s16(16000, i * 160, 160)));
+    let mut out = Vec::new();
+    drive(&mut h, 40 * MS, 190, inputs, |_, buf| {
+        out.extend(s16(&buf.map_readable().unwrap()));
+    });
+    let clean = s16(&tone_s16(16000, 0, out.len()));
+    let max_step = |x: &[i16]| {
+        x.windows(2)
+            .map(|w| (i32::from(w[1]) - i32::from(w[0])).abs())
+            .max()
+            .unwrap()
+    };
+    let clean_step = max_step(&clean);
+    for edge in [30u64, 31, 60, 63, 100, 110] {
+        let at = (edge * rate / 100) as usize;
+        let step = max_step(&out[at - 20..at + 20]);
+        assert!(
+            f64::from(step) <= 1.5 * f64::from(clean_step),
+            "edge at datagram {edge}: step {step} vs clean {clean_step}"
+        );
+    }
+    assert_eq!(stat(&h, "lost"), 14);
+}
+
+#[test]
+fn eos_plays_out_what_is_buffered_then_eos() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    for i in 0..5u64 {
+        h.push(buffer(i * 10 * MS, tone_s16(8000, i * 80, 80)))
+            .unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    // No clock crank needed: the queue drains at once.
+    for j in 0..5u64 {
+        let buf = h.pull().expect("drained buffer");
+        assert_chunk(&buf, j, 8000, 0, 2);
+        assert_eq!(
+            buf.map_readable().unwrap().as_slice(),
+            tone_s16(8000, j * 80, 80).as_slice()
+        );
+    }
+    loop {
+        let ev = h.pull_event().expect("EOS event");
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+    assert!(h.try_pull().is_none());
+    // Data after EOS is refused.
+    assert_eq!(
+        h.push(buffer(100 * MS, tone_s16(8000, 0, 80))),
+        Err(gst::FlowError::Eos)
+    );
+}
+
+#[test]
+fn eos_before_any_data_is_forwarded() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    assert!(h.push_event(gst::event::Eos::new()));
+    loop {
+        let ev = h.pull_event().expect("EOS event");
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+    assert!(h.try_pull().is_none());
+}
+
+#[test]
+fn flush_clears_the_stream() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    let inputs = (0..10u64).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
+    drive(&mut h, 40 * MS, 3, inputs, |j, buf| {
+        assert_chunk(buf, j, 8000, 0, 2)
+    });
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    assert_eq!(stat(&h, "received"), 0, "stats restart with the stream");
+    while h.try_pull().is_some() {}
+
+    // A new stream starting at 1 s: the first output buffer is its first datagram.
+    let origin = 1000 * MS;
+    h.set_time(gst::ClockTime::from_nseconds(origin)).unwrap();
+    let inputs = (0..20u64).map(|i| (origin + i * 10 * MS, tone_s16(8000, 5000 + i * 80, 80)));
+    drive(&mut h, 40 * MS, 10, inputs, |j, buf| {
+        assert_chunk(buf, j, 8000, origin, 2);
+        assert_eq!(buf.flags().contains(gst::BufferFlags::DISCONT), j == 0);
+        assert_eq!(
+            buf.map_readable().unwrap().as_slice(),
+            tone_s16(8000, 5000 + j * 80, 80).as_slice()
+        );
+    });
+}
+
+#[test]
+fn latency_query_adds_own_latency_to_upstream() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(15));
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(55)));
+    h.element().unwrap().set_property("latency", 100u32);
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(115)));
+}
+
+#[test]
+fn upstream_latency_delays_the_deadlines() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    h.set_upstream_latency(gst::ClockTime::from_mseconds(15));
+    assert_eq!(h.query_latency(), Some(gst::ClockTime::from_mseconds(55)));
+    h.push(buffer(0, tone_s16(8000, 0, 80))).unwrap();
+    h.crank_single_clock_wait().unwrap();
+    assert_eq!(
+        h.testclock().unwrap().time(),
+        gst::ClockTime::from_mseconds(55),
+        "first buffer is due at arrival + upstream + own latency"
+    );
+    let buf = h.pull().unwrap();
+    assert_eq!(buf.pts(), Some(gst::ClockTime::ZERO));
+}
+
+#[test]
+fn changing_latency_posts_a_latency_message() {
+    init();
+    let h = Harness::new("plcjitterbuffer");
+    let element = h.element().unwrap();
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    element.set_property("latency", 120u32);
+    let msg = bus
+        .pop_filtered(&[gst::MessageType::Latency])
+        .expect("latency message");
+    assert_eq!(msg.src(), Some(element.upcast_ref::<gst::Object>()));
+    // Setting the same value again posts nothing.
+    element.set_property("latency", 120u32);
+    assert!(bus.pop_filtered(&[gst::MessageType::Latency]).is_none());
+}
+
+#[test]
+fn stats_are_posted_every_interval() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    let element = h.element().unwrap();
+    let bus = gst::Bus::new();
+    element.set_bus(Some(&bus));
+    element.set_property("stats-interval", 100u32);
+    let inputs = (0..120u64).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
+    drive(&mut h, 40 * MS, 101, inputs, |_, _| {});
+    let mut n = 0;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Element]) {
+        let s = msg.structure().unwrap();
+        assert_eq!(s.name(), "application/x-plcjitterbuffer-stats");
+        assert!(s.get::<u64>("pushed").unwrap() > 0);
+        n += 1;
+    }
+    assert_eq!(n, 10, "one message per 100 ms over 1 s of output");
+}
+
+#[test]
+fn malformed_buffers_are_dropped_and_counted() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=2,layout=interleaved",
+        40,
+    );
+    h.push(buffer(0, tone_s16(8000, 0, 160))).unwrap();
+    // Not whole 4-byte frames, and empty.
+    h.push(buffer(10 * MS, vec![1, 2, 3, 4, 5])).unwrap();
+    h.push(buffer(10 * MS, vec![])).unwrap();
+    h.push(buffer(10 * MS, vec![1, 2])).unwrap();
+    assert_eq!(stat(&h, "invalid"), 3);
+    assert_eq!(stat(&h, "received"), 1);
+}
+
+#[test]
+fn buffers_without_pts_use_the_clock() {
+    let mut h = harness(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+    );
+    h.set_time(gst::ClockTime::from_mseconds(500)).unwrap();
+    h.push(gst::Buffer::from_mut_slice(tone_s16(8000, 0, 80)))
+        .unwrap();
+    h.crank_single_clock_wait().unwrap();
+    let buf = h.pull().unwrap();
+    assert_eq!(buf.pts(), Some(gst::ClockTime::from_mseconds(500)));
+    assert_eq!(
+        h.testclock().unwrap().time(),
+        gst::ClockTime::from_mseconds(540)
+    );
+}
