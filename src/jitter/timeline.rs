@@ -12,8 +12,10 @@
 //! 1. **Contiguous unless the arrival time says otherwise.** A sender of raw PCM sends an
 //!    unbroken stream, so a datagram is assumed to follow the previous one (position `c`).
 //! 2. **Arriving too late for `c` means a gap.** The residuals of the datagrams placed in the
-//!    last 2 s span the network's jitter. If a datagram arrives later than that span allows at
-//!    `c` (`r(c) > max + tolerance`; tolerance = a quarter of its duration, at least 1 ms), the
+//!    last 2 s span the network's jitter (from their minimum to their 95th percentile, so that
+//!    a few misplaced datagrams do not widen it). If a datagram arrives later than that span
+//!    allows at `c` (`r(c) > p95 + tolerance`; tolerance = a quarter of its duration, at least
+//!    1 ms), the
 //!    datagrams before it are taken as lost: it is placed at `c + k·n` with the smallest `k`
 //!    (in units of its own size `n`) that brings it back within the span.
 //! 3. **Arriving too early for `c` takes a gap back.** If a datagram arrives earlier than the
@@ -46,6 +48,8 @@ const WINDOW_NS: i64 = 2 * NS_PER_SEC;
 const WINDOW_MAX: usize = 256;
 /// Minimum tolerance outside the residual span before a gap is inferred or taken back.
 const MIN_TOLERANCE_NS: i64 = NS_PER_MS;
+/// The upper end of the residual span is this percentile of the window, not its maximum.
+const SPAN_QUANTILE_PERCENT: usize = 95;
 /// Consecutive late datagrams that trigger a resync.
 const LATE_RUN_RESYNC: u32 = 3;
 
@@ -80,6 +84,7 @@ pub struct Timeline {
     window: VecDeque<Entry>,
     late_run: u32,
     next_id: u64,
+    scratch: Vec<i64>,
 }
 
 impl Timeline {
@@ -92,6 +97,7 @@ impl Timeline {
             window: VecDeque::with_capacity(WINDOW_MAX),
             late_run: 0,
             next_id: 0,
+            scratch: Vec::with_capacity(WINDOW_MAX),
         }
     }
 
@@ -109,9 +115,14 @@ impl Timeline {
         self.next_pos
     }
 
-    /// Id that the next placement will carry (see [`Timeline::shift_from`]).
+    /// Id that the next placement will carry (see [`Timeline::shift_ids`]).
     pub fn next_id(&self) -> u64 {
         self.next_id
+    }
+
+    /// Residual of a datagram arriving at `arrival` if it were at `pos`.
+    pub fn residual(&self, arrival: i64, pos: i64) -> i64 {
+        arrival - self.anchor.unwrap_or(arrival) - frames_to_ns(pos, self.rate)
     }
 
     fn tolerance(&self, frames: i64) -> i64 {
@@ -120,10 +131,19 @@ impl Timeline {
 
     /// How many frames (a multiple of `frames`) earlier than the end of the previous datagram
     /// a datagram of `frames` frames arriving at `arrival` must start to fall within the
-    /// residual span; 0 if it fits at the contiguous position (or later).
-    pub fn earliness(&mut self, arrival: i64, frames: i64) -> i64 {
+    /// residual span; 0 if it fits at the contiguous position (or later). Placements with ids
+    /// from `exclude_from` on do not count towards the span's lower end.
+    pub fn earliness(&mut self, arrival: i64, frames: i64, exclude_from: Option<u64>) -> i64 {
         let Some(anchor) = self.anchor else { return 0 };
-        let Some((lo, _)) = self.span(arrival) else {
+        let _ = self.span(arrival);
+        let limit = exclude_from.unwrap_or(u64::MAX);
+        let Some(lo) = self
+            .window
+            .iter()
+            .filter(|e| e.id < limit)
+            .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate))
+            .min()
+        else {
             return 0;
         };
         let dur = frames_to_ns(frames, self.rate).max(1);
@@ -217,10 +237,26 @@ impl Timeline {
         self.next_pos -= frames;
     }
 
-    /// Moves the remembered positions of placements with id >= `first_id` by `delta` frames (the
-    /// caller moved a gap between already queued datagrams).
-    pub fn shift_from(&mut self, first_id: u64, delta: i64) {
-        for e in self.window.iter_mut().filter(|e| e.id >= first_id) {
+    /// Excess delay: how much earlier (ns) than scheduled even the fastest recent datagrams
+    /// arrive; they wait this much longer than the latency. 0 if none.
+    pub fn excess_delay(&mut self, now: i64) -> i64 {
+        self.span(now).map_or(0, |(lo, _)| (-lo).max(0))
+    }
+
+    /// Plays the stream `frames` earlier from the last placement on: the last placement and the
+    /// end of the stream move back, and the remembered residuals are re-based as if the whole
+    /// history had been placed that much earlier, so the excess delay drops by as much.
+    pub fn advance(&mut self, frames: i64) {
+        self.next_pos -= frames;
+        for e in &mut self.window {
+            e.pos -= frames;
+        }
+    }
+
+    /// Moves the remembered positions of the placements with ids in `ids` by `delta` frames
+    /// (the caller moved a gap between already queued datagrams).
+    pub fn shift_ids(&mut self, ids: std::ops::Range<u64>, delta: i64) {
+        for e in self.window.iter_mut().filter(|e| ids.contains(&e.id)) {
             e.pos += delta;
         }
     }
@@ -240,7 +276,17 @@ impl Timeline {
         self.window.push_back(Entry { id, arrival, pos });
     }
 
-    /// Smallest and largest residual among datagrams that arrived within the window before `now`.
+    /// The distribution of recent residuals, to weigh where a gap most likely is.
+    pub fn residual_model(&mut self, now: i64) -> ResidualModel {
+        let _ = self.span(now);
+        let mut sorted = self.scratch.clone();
+        sorted.sort_unstable();
+        ResidualModel { sorted }
+    }
+
+    /// Smallest residual and the span's upper end among datagrams that arrived within the window
+    /// before `now`. The upper end is a high quantile, not the maximum, so that a few misplaced
+    /// datagrams do not widen it (which would hide the next loss).
     fn span(&mut self, now: i64) -> Option<(i64, i64)> {
         while self
             .window
@@ -250,13 +296,39 @@ impl Timeline {
             self.window.pop_front();
         }
         let anchor = self.anchor?;
-        self.window
-            .iter()
-            .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate))
-            .fold(None, |acc, r| match acc {
-                None => Some((r, r)),
-                Some((lo, hi)) => Some((lo.min(r), hi.max(r))),
-            })
+        self.scratch.clear();
+        self.scratch.extend(
+            self.window
+                .iter()
+                .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate)),
+        );
+        if self.scratch.is_empty() {
+            return None;
+        }
+        let lo = *self.scratch.iter().min().expect("not empty");
+        let k = ((self.scratch.len() - 1) * SPAN_QUANTILE_PERCENT).div_ceil(100);
+        let (_, hi, _) = self.scratch.select_nth_unstable(k);
+        Some((lo, *hi))
+    }
+}
+
+/// A kernel density estimate of recent residuals.
+#[derive(Debug, Clone)]
+pub struct ResidualModel {
+    sorted: Vec<i64>,
+}
+
+impl ResidualModel {
+    /// Half-width of the kernel.
+    const BANDWIDTH_NS: i64 = 2 * NS_PER_MS;
+
+    /// Log of the (smoothed) density of residual `r`: how usual a datagram delay it is. Never
+    /// minus infinity: an unseen delay is unlikely, not impossible.
+    pub fn log_density(&self, r: i64) -> f64 {
+        let lo = self.sorted.partition_point(|&x| x < r - Self::BANDWIDTH_NS);
+        let hi = self.sorted.partition_point(|&x| x <= r + Self::BANDWIDTH_NS);
+        let n = self.sorted.len() as f64;
+        ((hi - lo) as f64 + 0.01).ln() - (n + 1.0).ln()
     }
 }
 
@@ -277,7 +349,7 @@ mod tests {
     fn steady_stream_is_contiguous() {
         let mut t = Timeline::new(8000);
         for i in 0..1000 {
-            assert_eq!(t.earliness(i * 10 * MS, 80), 0);
+            assert_eq!(t.earliness(i * 10 * MS, 80, None), 0);
             let (pos, missing) = placed(t.place(i * 10 * MS, 80, 0));
             assert_eq!((pos, missing), (i * 80, 0));
         }
@@ -304,9 +376,9 @@ mod tests {
             let arrival = i as i64 * 10 * MS + j * MS;
             // The first delayed datagram looks like a loss until the next one shows otherwise;
             // the caller then moves the datagrams after the gap back (as `Playout` does).
-            let back = t.earliness(arrival, 80);
+            let back = t.earliness(arrival, 80, last_gap);
             if back > 0 {
-                t.shift_from(last_gap.unwrap(), -back);
+                t.shift_ids(last_gap.unwrap()..u64::MAX, -back);
                 t.rewind(back);
             }
             let id = t.next_id();
@@ -330,7 +402,7 @@ mod tests {
         // A 100 ms stall: datagram 20 arrives at 300 ms, looks like 10 lost ones.
         assert_eq!(placed(t.place(300 * MS, 80, 0)), (2400, 800));
         // Datagram 21 arrives at once: 10 ms too early for the position after 20.
-        assert_eq!(t.earliness(300 * MS, 80), 80);
+        assert_eq!(t.earliness(300 * MS, 80, Some(20)), 80);
     }
 
     #[test]
