@@ -140,7 +140,7 @@ fn main() {
     let cadence = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     {
         let cadence = cadence.clone();
-        let mut expected: Option<gst::ClockTime> = None;
+        let expected = std::sync::Mutex::new(None::<gst::ClockTime>);
         pipeline
             .by_name("check")
             .unwrap()
@@ -148,10 +148,11 @@ fn main() {
             .unwrap()
             .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let Some(buf) = info.buffer() {
+                    let mut expected = expected.lock().unwrap();
                     let ok = buf.size() == FRAMES * 2
                         && buf.duration() == Some(gst::ClockTime::from_mseconds(10))
                         && expected.is_none_or(|e| buf.pts() == Some(e));
-                    expected = buf.pts().zip(buf.duration()).map(|(p, d)| p + d);
+                    *expected = buf.pts().zip(buf.duration()).map(|(p, d)| p + d);
                     cadence.0.fetch_add(1, Ordering::Relaxed);
                     if !ok {
                         cadence.1.fetch_add(1, Ordering::Relaxed);

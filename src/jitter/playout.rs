@@ -235,10 +235,7 @@ impl Playout {
         let head = self.play_head();
         // Judge earliness against the datagrams before the open gap: the ones after it may sit
         // a gap too late, which would make the next one look on time.
-        let open_run = self
-            .open_gap
-            .filter(|g| !g.played)
-            .map(|g| g.first_id);
+        let open_run = self.open_gap.filter(|g| !g.played).map(|g| g.first_id);
         let early = self.timeline.earliness(arrival, frames, open_run);
         if early > 0 {
             self.take_back_gap(early, head);
@@ -285,7 +282,8 @@ impl Playout {
         }
         if let Some(p) = self.queue.back() {
             self.stats.last_wait_ns = Some(
-                self.timeline.origin().unwrap_or(arrival) + self.latency_ns
+                self.timeline.origin().unwrap_or(arrival)
+                    + self.latency_ns
                     + frames_to_ns(p.pos, self.rate)
                     - arrival,
             );
@@ -332,7 +330,10 @@ impl Playout {
         let uncount = early.min(gap.counted);
         gap.counted -= uncount;
         let unit = gap.unit.max(1);
-        self.stats.lost = self.stats.lost.saturating_sub(((uncount + unit / 2) / unit) as u64);
+        self.stats.lost = self
+            .stats
+            .lost
+            .saturating_sub(((uncount + unit / 2) / unit) as u64);
         let back = early.min(gap.start - gap.before);
         if back <= 0 {
             return;
@@ -637,7 +638,13 @@ mod tests {
         // A 100 ms stall: datagrams 20..=29 all arrive at 300 ms, in order (a FIFO queue
         // released at once). Slots 20..=25 were due before that: their data is late.
         let arrivals: Vec<_> = (0..60u64)
-            .map(|i| Some(if (20..30).contains(&i) { 300 * MS } else { i * 10 * MS }))
+            .map(|i| {
+                Some(if (20..30).contains(&i) {
+                    300 * MS
+                } else {
+                    i * 10 * MS
+                })
+            })
             .collect();
         let (out, _, p) = run(40 * MS, &arrivals);
         assert_eq!(p.stats().late, 6, "{:?}", p.stats());
@@ -660,7 +667,11 @@ mod tests {
         let s = p.stats();
         assert!(s.resyncs >= 1, "{s:?}");
         assert!(s.late <= 3 * s.resyncs, "{s:?}");
-        assert!(chunks.windows(2).all(|w| w[0].pts + w[0].duration == w[1].pts));
+        assert!(
+            chunks
+                .windows(2)
+                .all(|w| w[0].pts + w[0].duration == w[1].pts)
+        );
     }
 
     #[test]
@@ -686,7 +697,13 @@ mod tests {
         // A 1 s stall: datagrams 100..200 all arrive at 2 s with the ones due then. What was
         // due during the stall is late; the stream continues in its own slots.
         let arrivals: Vec<_> = (0..300u64)
-            .map(|i| Some(if (100..200).contains(&i) { 2000 * MS } else { i * 10 * MS }))
+            .map(|i| {
+                Some(if (100..200).contains(&i) {
+                    2000 * MS
+                } else {
+                    i * 10 * MS
+                })
+            })
             .collect();
         let (out, _, p) = run(40 * MS, &arrivals);
         let s = p.stats();
@@ -787,11 +804,11 @@ mod simulation {
             delivered[d.index as usize] = true;
             let v = (d.index % 1000 + 1) as f32 / 1000.0;
             p.push(d.arrive_ns, &[v; 80]);
-            if let Some(w) = p.stats().last_wait_ns {
-                if o.slots > 100 {
-                    o.min_wait_ms = o.min_wait_ms.min(w as f64 / 1e6);
-                    o.max_wait_ms = o.max_wait_ms.max(w as f64 / 1e6);
-                }
+            if let Some(w) = p.stats().last_wait_ns
+                && o.slots > 100
+            {
+                o.min_wait_ms = o.min_wait_ms.min(w as f64 / 1e6);
+                o.max_wait_ms = o.max_wait_ms.max(w as f64 / 1e6);
             }
             pending = sched.next();
         }
@@ -882,7 +899,11 @@ mod simulation {
             assert_eq!(o.stats.resyncs, 0);
             assert!(o.stats.lost.abs_diff(o.true_lost) * 100 <= o.true_lost);
             let l = latency_ms as f64;
-            assert!(o.min_wait_ms >= l - jitter_ms as f64 - 10.0, "{}", o.min_wait_ms);
+            assert!(
+                o.min_wait_ms >= l - jitter_ms as f64 - 10.0,
+                "{}",
+                o.min_wait_ms
+            );
             assert!(o.max_wait_ms <= l + 20.0, "{}", o.max_wait_ms);
         }
     }

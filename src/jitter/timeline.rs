@@ -326,7 +326,9 @@ impl ResidualModel {
     /// minus infinity: an unseen delay is unlikely, not impossible.
     pub fn log_density(&self, r: i64) -> f64 {
         let lo = self.sorted.partition_point(|&x| x < r - Self::BANDWIDTH_NS);
-        let hi = self.sorted.partition_point(|&x| x <= r + Self::BANDWIDTH_NS);
+        let hi = self
+            .sorted
+            .partition_point(|&x| x <= r + Self::BANDWIDTH_NS);
         let n = self.sorted.len() as f64;
         ((hi - lo) as f64 + 0.01).ln() - (n + 1.0).ln()
     }

@@ -662,10 +662,10 @@ impl PlcJitterBuffer {
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         if let gst::EventView::Reconfigure(_) = event.view() {
             let mut state = self.state.lock().unwrap();
-            if state.srcresult == Err(gst::FlowError::NotLinked) {
-                if let Err(e) = self.start_task(&mut state) {
-                    gst::error!(CAT, imp = self, "cannot restart task: {e}");
-                }
+            if state.srcresult == Err(gst::FlowError::NotLinked)
+                && let Err(e) = self.start_task(&mut state)
+            {
+                gst::error!(CAT, imp = self, "cannot restart task: {e}");
             }
         }
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
