@@ -181,6 +181,10 @@ fn main() {
         args.latency_ms
     );
 
+    // plcjitterbuffer pushes silence from PLAYING on, so the audio device starts now; give it
+    // a moment (a fresh PulseAudio stream takes about a second to start) before the sender.
+    std::thread::sleep(Duration::from_millis(1500));
+
     // The sender: its own thread, its own (skewed) clock.
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));

@@ -57,10 +57,18 @@ fn buffer(pts: u64, data: Vec<u8>) -> gst::Buffer {
     b
 }
 
+/// A harness whose output starts with the first datagram (most tests count from it).
 fn harness(caps: &str, latency_ms: u32) -> Harness {
+    harness_with(caps, latency_ms, false)
+}
+
+fn harness_with(caps: &str, latency_ms: u32, silence_until_data: bool) -> Harness {
     init();
     let mut h = Harness::new("plcjitterbuffer");
     h.element().unwrap().set_property("latency", latency_ms);
+    h.element()
+        .unwrap()
+        .set_property("silence-until-data", silence_until_data);
     h.set_src_caps_str(caps);
     h.play();
     h
@@ -184,13 +192,33 @@ fn ten_percent_loss_keeps_exact_cadence_for_an_hour() {
 }
 
 #[test]
-fn no_input_keeps_exact_cadence_for_an_hour() {
+fn no_input_at_all_keeps_exact_cadence_for_an_hour() {
+    // Silence from PLAYING, with no datagram ever: the sink gets 10 ms every 10 ms.
+    let mut h = harness_with(
+        "audio/x-raw,format=S16LE,rate=16000,channels=2,layout=interleaved",
+        40,
+        true,
+    );
+    let hour = 360_000;
+    for j in 0..hour {
+        h.crank_single_clock_wait().expect("crank");
+        let buf = h.pull().expect("output buffer");
+        assert_chunk(&buf, j, 16000, 0, 4);
+        assert!(buf.flags().contains(gst::BufferFlags::GAP));
+        assert!(buf.map_readable().unwrap().iter().all(|&b| b == 0));
+    }
+    assert_eq!(stat(&h, "pushed"), hour);
+    assert_eq!(stat(&h, "received"), 0);
+}
+
+#[test]
+fn input_that_stops_keeps_exact_cadence_for_an_hour() {
     let mut h = harness(
         "audio/x-raw,format=S16LE,rate=16000,channels=2,layout=interleaved",
         40,
     );
     let hour = 360_000;
-    // One datagram starts the stream; then nothing for an hour.
+    // One datagram starts the stream; then nothing for an hour: concealment, then silence.
     let first = (5 * MS, vec![0x10u8; 160 * 4]);
     let mut gaps = 0;
     drive(&mut h, 40 * MS, hour, std::iter::once(first), |j, buf| {
@@ -205,6 +233,41 @@ fn no_input_keeps_exact_cadence_for_an_hour() {
         "silence after the concealment is flagged GAP: {gaps}"
     );
     assert_eq!(stat(&h, "pushed"), hour);
+}
+
+#[test]
+fn first_datagram_after_silence_plays_a_latency_after_its_arrival() {
+    let mut h = harness_with(
+        "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved",
+        40,
+        true,
+    );
+    // 1 s of silence (deadlines 40 ms .. 1.03 s), then datagrams from 1 s on.
+    for j in 0..100 {
+        h.crank_single_clock_wait().unwrap();
+        assert_chunk(&h.pull().unwrap(), j, 8000, 0, 2);
+    }
+    let mut next = 0u64;
+    for j in 100..110 {
+        // Datagram i arrives at 1 s + 10 ms * i, before the chunk due then is produced.
+        while 1000 * MS + next * 10 * MS <= 40 * MS + j * 10 * MS {
+            h.push(buffer(1000 * MS + next * 10 * MS, tone_s16(8000, next * 80, 80)))
+                .unwrap();
+            next += 1;
+        }
+        h.crank_single_clock_wait().unwrap();
+        let buf = h.pull().unwrap();
+        assert_chunk(&buf, j, 8000, 0, 2);
+        // Due at 40 ms + 10 ms * j: chunk 100 (due 1.04 s) plays the datagram of 1.0 s.
+        assert_eq!(
+            h.testclock().unwrap().time(),
+            gst::ClockTime::from_nseconds(40 * MS + j * 10 * MS)
+        );
+        assert_eq!(
+            buf.map_readable().unwrap().as_slice(),
+            tone_s16(8000, (j - 100) * 80, 80).as_slice()
+        );
+    }
 }
 
 #[test]

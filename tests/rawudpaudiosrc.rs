@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Element tests for `rawudpaudiosrc` with real sockets on the loopback interface (port 0, so
 //! tests never collide). Nothing sleeps: every wait is on a pull, a bus message or a channel.
+//!
+//! All traffic stays on `lo`: multicast groups are joined with `multicast-iface=lo` and sent out
+//! of `lo`, so no IGMP/MLD report or datagram leaves the host. The IPv6 multicast test runs in a
+//! private (unprivileged) network namespace whose only interface is its own `lo`.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::str::FromStr;
@@ -473,11 +477,7 @@ fn state_cycles_while_data_flows() {
 #[test]
 fn ipv6_loopback() {
     init();
-    // Skips only where the host has no IPv6 loopback at all.
-    let Ok(tx) = UdpSocket::bind("[::1]:0") else {
-        eprintln!("skipping: no IPv6 loopback on this host");
-        return;
-    };
+    let tx = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).expect("an IPv6 loopback (::1)");
     let (mut h, port, bus) = playing_source("::1", &[]);
     h.set_time(gst::ClockTime::from_seconds(2)).unwrap();
     let payload = pattern(6, 160);
@@ -494,23 +494,35 @@ fn ipv6_loopback() {
     assert_no_error(&bus);
 }
 
+/// Index of the loopback interface in this process's network namespace, from the `::1` line of
+/// `/proc/self/net/if_inet6` ("00000000000000000000000000000001 01 80 10 80       lo").
+fn loopback_index() -> u32 {
+    let table = std::fs::read_to_string("/proc/self/net/if_inet6").unwrap();
+    let line = table
+        .lines()
+        .find(|line| line.starts_with("00000000000000000000000000000001 "))
+        .unwrap_or_else(|| panic!("no ::1 in /proc/self/net/if_inet6:\n{table}"));
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields[5], "lo", "{line}");
+    u32::from_str_radix(fields[1], 16).unwrap()
+}
+
 #[test]
-fn multicast_group_is_joined() {
-    init();
+fn multicast_group_is_joined_on_loopback() {
     let group = Ipv4Addr::new(239, 255, 12, 34);
-    // Joining needs a route for the group (here: the default route). Skip where there is none.
-    let probe = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
-    if let Err(err) = probe.join_multicast_v4(&group, &Ipv4Addr::UNSPECIFIED) {
-        eprintln!("skipping: cannot join {group} on this host: {err}");
-        return;
-    }
-    drop(probe);
+    let (mut h, port, bus) =
+        playing_source("239.255.12.34", &[("multicast-iface", "lo".to_value())]);
+    let src = h.element().unwrap();
+    assert_eq!(
+        src.property::<Option<String>>("multicast-iface").as_deref(),
+        Some("lo")
+    );
 
-    let (mut h, port, bus) = playing_source("239.255.12.34", &[]);
-
-    // TTL 0 keeps the datagram on this host: the kernel loops it back to local members
-    // (IP_MULTICAST_LOOP) and sends nothing on the wire.
-    let tx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+    // Out of lo (IP_MULTICAST_IF 127.0.0.1) with TTL 0: the kernel loops the datagram back to
+    // the members on this host and sends nothing anywhere else.
+    let tx = sender();
+    let tx_ref = socket2::SockRef::from(&tx);
+    tx_ref.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
     tx.set_multicast_ttl_v4(0).unwrap();
     tx.set_multicast_loop_v4(true).unwrap();
     h.set_time(gst::ClockTime::from_seconds(4)).unwrap();
@@ -530,22 +542,76 @@ fn multicast_group_is_joined() {
     assert_no_error(&bus);
 }
 
-#[test]
-fn ipv6_multicast_group_is_joined() {
-    init();
-    let group: Ipv6Addr = "ff15::1234".parse().unwrap();
-    let probe = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
-    if let Err(err) = probe.join_multicast_v6(&group, 0) {
-        eprintln!("skipping: cannot join {group} on this host: {err}");
-        return;
-    }
-    drop(probe);
+/// Set, to the test's name, in the environment of a test re-run by [`run_in_private_netns`].
+const PRIVATE_NETNS_ENV: &str = "RAWUDPAUDIOSRC_TEST_PRIVATE_NETNS";
 
-    let (mut h, port, bus) = playing_source("ff15::1234", &[]);
-    // Hop limit 0: looped back to local members only, nothing on the wire.
-    let tx = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).unwrap();
-    let tx2 = socket2::SockRef::from(&tx);
-    tx2.set_multicast_hops_v6(0).unwrap();
+/// Whether this process is the re-run of `test` inside its private network namespace.
+fn in_private_netns(test: &str) -> bool {
+    std::env::var_os(PRIVATE_NETNS_ENV).is_some_and(|name| name == test)
+}
+
+/// Runs `test` of this test binary again, alone, in a new user and network namespace (which an
+/// unprivileged user may create), after the shell commands `setup` ran there as the namespace's
+/// root. The namespace's only interface is its own `lo`: nothing sent there can reach another
+/// host. Fails unless the test ran there and passed.
+fn run_in_private_netns(test: &str, setup: &str) {
+    let exe = std::env::current_exe().unwrap();
+    // `ip` is in /usr/sbin, which a user's PATH may lack.
+    let script = format!("PATH=\"$PATH:/usr/sbin:/sbin\"\n{setup}\nexec \"$0\" \"$@\"");
+    let output = std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "--net", "--", "sh", "-euc"])
+        .arg(&script)
+        .arg(&exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(PRIVATE_NETNS_ENV, test)
+        .output()
+        .expect("could not run unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success()
+            && stdout.contains(&format!("test {test} ... ok"))
+            && stdout.contains(" 1 passed"),
+        "{test} in a private network namespace: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+}
+
+/// Network interfaces of this process's network namespace.
+fn interfaces() -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/self/net/dev").unwrap();
+    table
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split(':').next())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+/// IPv6 multicast cannot loop back through `lo` in the host's namespace: the kernel gives `lo` no
+/// `ff00::/8` route and turns a route added through it into a reject route, so sending to the
+/// group fails with ENETUNREACH. A `local ff00::/8 dev lo` route works, but needs CAP_NET_ADMIN:
+/// so this test re-runs itself in a private network namespace where it has it.
+#[test]
+fn ipv6_multicast_group_is_joined_on_loopback() {
+    const NAME: &str = "ipv6_multicast_group_is_joined_on_loopback";
+    if !in_private_netns(NAME) {
+        run_in_private_netns(
+            NAME,
+            "ip link set lo up\nip -6 route add local ff00::/8 dev lo table local",
+        );
+    } else {
+        assert_eq!(interfaces(), ["lo"], "not in a private network namespace");
+        ipv6_multicast_on_loopback();
+    }
+}
+
+fn ipv6_multicast_on_loopback() {
+    let group: Ipv6Addr = "ff15::1234".parse().unwrap();
+    let (mut h, port, bus) = playing_source("ff15::1234", &[("multicast-iface", "lo".to_value())]);
+    let tx = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap();
+    let tx_ref = socket2::SockRef::from(&tx);
+    tx_ref.set_multicast_if_v6(loopback_index()).unwrap();
     tx.set_multicast_loop_v6(true).unwrap();
     h.set_time(gst::ClockTime::from_seconds(5)).unwrap();
     let payload = pattern(9, 320);
@@ -560,6 +626,44 @@ fn ipv6_multicast_group_is_joined() {
         true,
     );
     assert_no_error(&bus);
+}
+
+#[test]
+fn unknown_multicast_iface_is_an_element_error() {
+    init();
+    let src = gst::ElementFactory::make("rawudpaudiosrc")
+        .property("address", "239.255.12.34")
+        .property("port", 0i32)
+        .property("multicast-iface", "nosuchif0")
+        .build()
+        .unwrap();
+    let err = failed_state_change(&src, gst::State::Ready);
+    assert!(err.matches(gst::ResourceError::Settings), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("'nosuchif0'"), "{text}");
+    assert!(text.contains("multicast-iface"), "{text}");
+}
+
+#[test]
+fn multicast_iface_defaults_to_kernel_choice_and_is_unused_for_unicast() {
+    init();
+    let src = gst::ElementFactory::make("rawudpaudiosrc").build().unwrap();
+    assert_eq!(src.property::<Option<String>>("multicast-iface"), None);
+    // A unicast address ignores it, even when it names no interface.
+    src.set_property("address", "127.0.0.1");
+    src.set_property("port", 0i32);
+    src.set_property("multicast-iface", "nosuchif0");
+    src.set_state(gst::State::Ready).unwrap();
+    // NULL-only: a change in READY is refused.
+    src.set_property("multicast-iface", "lo");
+    assert_eq!(
+        src.property::<Option<String>>("multicast-iface").as_deref(),
+        Some("nosuchif0")
+    );
+    src.set_state(gst::State::Null).unwrap();
+    // Empty means NULL.
+    src.set_property("multicast-iface", "");
+    assert_eq!(src.property::<Option<String>>("multicast-iface"), None);
 }
 
 #[test]

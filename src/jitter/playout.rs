@@ -193,7 +193,13 @@ impl Playout {
         &self.stats
     }
 
-    /// True once the first datagram arrived.
+    /// Starts the output at running time `now_ns` without waiting for a datagram: silence is
+    /// produced until the first one, which then waits the full delay after its arrival.
+    pub fn start(&mut self, now_ns: u64) {
+        self.timeline.start_at(clamp_ns(now_ns));
+    }
+
+    /// True once the output started (at the first datagram, or by [`Playout::start`]).
     pub fn started(&self) -> bool {
         self.timeline.origin().is_some()
     }
@@ -208,6 +214,12 @@ impl Playout {
         self.queue
             .back()
             .map_or(0, |p| (p.end() - self.play_head()).max(0))
+    }
+
+    /// Most audio held ahead of the play head before the oldest is skipped (ns):
+    /// `latency + max(latency, 100 ms)`.
+    pub fn max_queue_ns(&self) -> u64 {
+        max_queue_ns(self.latency_ns as u64)
     }
 
     /// Running time (ns) at which the next chunk is due, once the stream started.
@@ -437,8 +449,7 @@ impl Playout {
     fn bound_queue(&mut self, last_frames: i64) {
         let head = self.play_head();
         let chunk = chunk_start(self.chunk + 1, self.rate) - head;
-        let room = self.latency_ns.max(MIN_OVERFLOW_ROOM_NS);
-        let cap = ns_to_frames(self.latency_ns + room, self.rate) + last_frames + chunk;
+        let cap = ns_to_frames(self.max_queue_ns() as i64, self.rate) + last_frames + chunk;
         let depth = self.queued_frames();
         if depth <= cap {
             return;
@@ -525,6 +536,11 @@ impl Playout {
         self.stats.concealed_frames += (frames - real) as u64;
         chunk
     }
+}
+
+/// [`Playout::max_queue_ns`] for a latency of `latency_ns`.
+pub fn max_queue_ns(latency_ns: u64) -> u64 {
+    latency_ns.saturating_add(latency_ns.max(MIN_OVERFLOW_ROOM_NS as u64))
 }
 
 fn clamp_ns(ns: u64) -> i64 {
@@ -711,6 +727,35 @@ mod tests {
         assert_eq!(s.lost, 0, "{s:?}");
         assert_eq!(s.overflow_skipped_frames, 0, "{s:?}");
         assert_same(&out[197 * 80..300 * 80], &tone(197 * 80, 103 * 80)[..]);
+    }
+
+    #[test]
+    fn output_started_before_data_places_the_first_datagram_a_latency_later() {
+        let mut p = Playout::new(8000, 1, 40 * MS);
+        p.start(1000 * MS);
+        assert_eq!(p.next_deadline(), Some(1040 * MS));
+        let mut buf = Vec::new();
+        // Every chunk due by 1.5 s: silence.
+        for i in 0..=46 {
+            let c = p.pop(&mut buf);
+            assert!(c.gap);
+            assert_eq!(c.pts, 1000 * MS + i * 10 * MS);
+        }
+        // Arrives at 1.5 s: plays at 1.54 s, i.e. output frame 4000.
+        assert_eq!(
+            p.push(1500 * MS, &tone(0, 80)),
+            PushOutcome::Queued {
+                pos: 4000,
+                missing: 0
+            }
+        );
+        for _ in 47..50 {
+            assert_eq!(p.pop(&mut buf).real_frames, 0);
+        }
+        assert_eq!(p.next_deadline(), Some(1540 * MS));
+        let c = p.pop(&mut buf);
+        assert_eq!((c.real_frames, c.pts), (80, 1500 * MS));
+        assert_same(&buf, &tone(0, 80));
     }
 
     #[test]

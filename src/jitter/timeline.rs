@@ -156,13 +156,22 @@ impl Timeline {
         }
     }
 
+    /// Starts the output timeline at `origin` before any datagram arrived; the first datagram
+    /// is then placed to wait the full delay after its arrival.
+    pub fn start_at(&mut self, origin: i64) {
+        self.origin.get_or_insert(origin);
+    }
+
     /// Places a datagram of `frames` frames that arrived at `arrival` (ns), with the play head at
     /// `play_head`.
     pub fn place(&mut self, arrival: i64, frames: i64, play_head: i64) -> Placement {
         let Some(anchor) = self.anchor else {
-            self.origin = Some(arrival);
-            self.anchor = Some(arrival);
-            return self.accept(arrival, 0, frames, 0, play_head);
+            // The first datagram: the origin of the output timeline, or, if the output started
+            // before it, placed to wait the full delay from its arrival.
+            let origin = *self.origin.get_or_insert(arrival);
+            let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
+            self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
+            return self.accept(arrival, pos, frames, 0, play_head);
         };
 
         let c = self.next_pos;
@@ -441,6 +450,16 @@ mod tests {
         );
         // And the stream continues contiguously from there.
         assert_eq!(placed(t.place(40 * MS, 80, head)), (head + 80, 0));
+    }
+
+    #[test]
+    fn first_datagram_after_an_early_start_waits_the_full_delay() {
+        let mut t = Timeline::new(8000);
+        t.start_at(0);
+        // Output ran from 0; the first datagram arrives at 1 s and plays from frame 8000, whose
+        // deadline is the same delay after its arrival as position 0's after the origin.
+        assert_eq!(placed(t.place(1000 * MS, 80, 7600)), (8000, 0));
+        assert_eq!(placed(t.place(1010 * MS, 80, 7680)), (8080, 0));
     }
 
     #[test]

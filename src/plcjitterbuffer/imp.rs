@@ -22,6 +22,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::jitter::time::NS_PER_MS;
+use crate::jitter::playout::max_queue_ns;
 use crate::jitter::{Playout, PushOutcome};
 use crate::pcm::SampleFormat;
 use crate::ratelimit::RateLimiter;
@@ -38,12 +39,14 @@ const DEFAULT_LATENCY_MS: u32 = 40;
 const MAX_LATENCY_MS: u32 = 10_000;
 const DEFAULT_STATS_INTERVAL_MS: u32 = 0;
 const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
+const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     latency_ms: u32,
     stats_interval_ms: u32,
+    silence_until_data: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +54,7 @@ impl Default for Settings {
         Self {
             latency_ms: DEFAULT_LATENCY_MS,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
+            silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
         }
     }
 }
@@ -202,6 +206,18 @@ impl ObjectImpl for PlcJitterBuffer {
                     .default_value(DEFAULT_STATS_INTERVAL_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("silence-until-data")
+                    .nick("Silence until data")
+                    .blurb(
+                        "Push silence from the moment the element is PLAYING (once the caps are \
+                         known) instead of waiting for the first datagram, so the audio device \
+                         is already running when the sender starts; the first datagram still \
+                         plays `latency` after its arrival. When false, output starts with the \
+                         first datagram. Default true. Changeable in NULL and READY states.",
+                    )
+                    .default_value(DEFAULT_SILENCE_UNTIL_DATA)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -239,6 +255,10 @@ impl ObjectImpl for PlcJitterBuffer {
                         .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
                 }
             }
+            "silence-until-data" => {
+                self.settings.lock().unwrap().silence_until_data =
+                    value.get().expect("type checked upstream");
+            }
             "stats-interval" => {
                 let v: u32 = value.get().expect("type checked upstream");
                 self.settings.lock().unwrap().stats_interval_ms = v;
@@ -252,6 +272,7 @@ impl ObjectImpl for PlcJitterBuffer {
         match pspec.name() {
             "latency" => self.settings.lock().unwrap().latency_ms.to_value(),
             "stats-interval" => self.settings.lock().unwrap().stats_interval_ms.to_value(),
+            "silence-until-data" => self.settings.lock().unwrap().silence_until_data.to_value(),
             "stats" => self.stats(&self.state.lock().unwrap()).to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -688,7 +709,9 @@ impl PlcJitterBuffer {
                 imp = self,
                 "latency: upstream {upstream_min} + own {own}"
             );
-            q.set(true, upstream_min + own, upstream_max.map(|m| m + own));
+            // Data can wait here up to the queue's bound before it is skipped.
+            let capacity = gst::ClockTime::from_nseconds(max_queue_ns(own.nseconds()));
+            q.set(true, upstream_min + own, upstream_max.map(|m| m + capacity));
             return true;
         }
         gst::Pad::query_default(pad, Some(&*self.obj()), query)
@@ -723,7 +746,21 @@ impl PlcJitterBuffer {
         let mut state = self.state.lock().unwrap();
         state.srcresult?;
 
-        let started = state.playout.as_ref().is_some_and(|p| p.started());
+        let mut started = state.playout.as_ref().is_some_and(|p| p.started());
+        if !started
+            && state.playing
+            && !state.eos
+            && self.settings.lock().unwrap().silence_until_data
+        {
+            // Start the output now, with silence, so downstream is running before data comes.
+            if let (Some(p), Some(now)) =
+                (state.playout.as_mut(), self.obj().current_running_time())
+            {
+                gst::debug!(CAT, imp = self, "starting output at {now} before any data");
+                p.start(now.nseconds());
+                started = true;
+            }
+        }
         if state.eos {
             // Play out what is queued, without waiting for the clock, then EOS.
             let drained = state

@@ -8,6 +8,8 @@
 //!     ! audioconvert ! autoaudiosink
 //! gst-launch-1.0 audiotestsrc is-live=true samplesperbuffer=80 \
 //!     ! audio/x-raw,format=S16LE,rate=8000,channels=1 ! udpsink host=127.0.0.1 port=5004
+//! gst-launch-1.0 rawudpaudiosrc address=239.255.12.34 port=5004 multicast-iface=eth0 \
+//!     ! audioconvert ! autoaudiosink
 //! ```
 //!
 //! The socket is bound in NULL->READY (so `port=0` works and the bound port can be read back in
@@ -48,6 +50,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 });
 
 const DEFAULT_ADDRESS: &str = "0.0.0.0";
+const DEFAULT_MULTICAST_IFACE: Option<&str> = None;
 const DEFAULT_PORT: u16 = 5004;
 const DEFAULT_BUFFER_SIZE: u32 = 0;
 const DEFAULT_MTU: u32 = 32_768;
@@ -68,6 +71,8 @@ const WAKER_TOKEN: mio::Token = mio::Token(1);
 struct Settings {
     address: String,
     port: u16,
+    /// `None`: the kernel picks the interface of a multicast join.
+    multicast_iface: Option<String>,
     caps: gst::Caps,
     buffer_size: u32,
     mtu: u32,
@@ -80,6 +85,7 @@ impl Default for Settings {
         Self {
             address: DEFAULT_ADDRESS.into(),
             port: DEFAULT_PORT,
+            multicast_iface: DEFAULT_MULTICAST_IFACE.map(String::from),
             caps: default_caps(),
             buffer_size: DEFAULT_BUFFER_SIZE,
             mtu: DEFAULT_MTU,
@@ -152,8 +158,8 @@ impl ObjectImpl for RawUdpAudioSrc {
                         "Local IPv4 or IPv6 address to bind, as a literal (no host names): \
                          0.0.0.0 = any IPv4 interface, :: = any IPv6 (and, by OS default, IPv4) \
                          interface. A multicast group (e.g. 239.255.12.34 or ff15::1234) binds \
-                         the group address and joins the group on the interface the routing \
-                         table picks. Default \"0.0.0.0\". Changeable only in NULL state.",
+                         the group address and joins the group on multicast-iface. Default \
+                         \"0.0.0.0\". Changeable only in NULL state.",
                     )
                     .default_value(Some(DEFAULT_ADDRESS))
                     .build(),
@@ -167,6 +173,17 @@ impl ObjectImpl for RawUdpAudioSrc {
                     .minimum(0)
                     .maximum(i32::from(u16::MAX))
                     .default_value(i32::from(DEFAULT_PORT))
+                    .build(),
+                glib::ParamSpecString::builder("multicast-iface")
+                    .nick("Multicast interface")
+                    .blurb(
+                        "Name of the network interface (e.g. lo, eth0) on which to join the \
+                         multicast group when address is one; ignored for a unicast address. \
+                         NULL (or empty) lets the kernel choose the interface the routing table \
+                         picks for the group. An unknown name makes NULL->READY fail with an \
+                         error naming it. Default NULL. Changeable only in NULL state.",
+                    )
+                    .default_value(DEFAULT_MULTICAST_IFACE)
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Caps>("caps")
                     .nick("Caps")
@@ -254,6 +271,12 @@ impl ObjectImpl for RawUdpAudioSrc {
                     .expect("type checked upstream")
                     .unwrap_or_default();
             }
+            "multicast-iface" => {
+                settings.multicast_iface = value
+                    .get::<Option<String>>()
+                    .expect("type checked upstream")
+                    .filter(|name| !name.trim().is_empty());
+            }
             "port" => {
                 let port = value.get::<i32>().expect("type checked upstream");
                 settings.port = u16::try_from(port).unwrap_or(DEFAULT_PORT);
@@ -287,6 +310,7 @@ impl ObjectImpl for RawUdpAudioSrc {
         match pspec.name() {
             "address" => settings.address.to_value(),
             "port" => i32::from(settings.port).to_value(),
+            "multicast-iface" => settings.multicast_iface.to_value(),
             "caps" => settings.caps.to_value(),
             "buffer-size" => i32::try_from(settings.buffer_size)
                 .unwrap_or(i32::MAX)
@@ -485,10 +509,47 @@ impl RawUdpAudioSrc {
             );
             return Err(gst::StateChangeError);
         };
+        let multicast_iface = match &settings.multicast_iface {
+            Some(name) if ip.is_multicast() => {
+                let name = name.trim();
+                let iface = socket::Interface::by_name(name).map_err(|err| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::Settings,
+                        (
+                            "Unknown network interface '{}' (multicast-iface) for multicast \
+                             group {}: {}",
+                            name,
+                            ip,
+                            err
+                        )
+                    );
+                    gst::StateChangeError
+                })?;
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Joining {ip} on {} (index {})",
+                    iface.name,
+                    iface.index
+                );
+                Some(iface)
+            }
+            Some(name) => {
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "Unicast address {ip}: multicast-iface '{name}' unused"
+                );
+                None
+            }
+            None => None,
+        };
         let opts = socket::BindOptions {
             addr: SocketAddr::new(ip, settings.port),
             reuse: settings.reuse,
             buffer_size: settings.buffer_size as usize,
+            multicast_iface,
         };
         let std_socket = socket::bind(&opts).map_err(|err| {
             gst::element_imp_error!(

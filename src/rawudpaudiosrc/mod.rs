@@ -5,7 +5,8 @@
 //! * `imp.rs`: the `PushSrc` glue (properties, socket life cycle, caps, stamping, messages).
 //! * `datagram.rs`: pure decisions: which datagrams are audio, which receive errors are
 //!   transient, and the counters behind the `stats` property.
-//! * `socket.rs`: binding (options, multicast join) and peeking at the next datagram's length.
+//! * `socket.rs`: binding (options, multicast join on a named interface) and peeking at the next
+//!   datagram's length.
 
 use gst::glib;
 use gst::prelude::*;
