@@ -8,7 +8,7 @@ packages=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-pulseaudio pulseaudio pulseaudio-utils
-  libopus-dev espeak-ng
+  libopus-dev espeak-ng iproute2 util-linux
 )
 
 missing=()

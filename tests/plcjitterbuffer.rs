@@ -204,7 +204,9 @@ fn no_input_at_all_keeps_exact_cadence_for_an_hour() {
         h.crank_single_clock_wait().expect("crank");
         let buf = h.pull().expect("output buffer");
         assert_chunk(&buf, j, 16000, 0, 4);
-        assert!(buf.flags().contains(gst::BufferFlags::GAP));
+        // Real zeros, not GAP buffers: audio sinks drop the contents of GAP buffers instead of
+        // writing them, which would leave the device stopped.
+        assert!(!buf.flags().contains(gst::BufferFlags::GAP));
         assert!(buf.map_readable().unwrap().iter().all(|&b| b == 0));
     }
     assert_eq!(stat(&h, "pushed"), hour);
@@ -220,17 +222,16 @@ fn input_that_stops_keeps_exact_cadence_for_an_hour() {
     let hour = 360_000;
     // One datagram starts the stream; then nothing for an hour: concealment, then silence.
     let first = (5 * MS, vec![0x10u8; 160 * 4]);
-    let mut gaps = 0;
+    let mut silent = 0;
     drive(&mut h, 40 * MS, hour, std::iter::once(first), |j, buf| {
         assert_chunk(buf, j, 16000, 5 * MS, 4);
-        if buf.flags().contains(gst::BufferFlags::GAP) {
-            gaps += 1;
-            assert!(buf.map_readable().unwrap().iter().all(|&b| b == 0));
+        if buf.map_readable().unwrap().iter().all(|&b| b == 0) {
+            silent += 1;
         }
     });
     assert!(
-        gaps >= hour - 10,
-        "silence after the concealment is flagged GAP: {gaps}"
+        silent >= hour - 10,
+        "concealment fades to silence: {silent}"
     );
     assert_eq!(stat(&h, "pushed"), hour);
 }
@@ -251,8 +252,11 @@ fn first_datagram_after_silence_plays_a_latency_after_its_arrival() {
     for j in 100..110 {
         // Datagram i arrives at 1 s + 10 ms * i, before the chunk due then is produced.
         while 1000 * MS + next * 10 * MS <= 40 * MS + j * 10 * MS {
-            h.push(buffer(1000 * MS + next * 10 * MS, tone_s16(8000, next * 80, 80)))
-                .unwrap();
+            h.push(buffer(
+                1000 * MS + next * 10 * MS,
+                tone_s16(8000, next * 80, 80),
+            ))
+            .unwrap();
             next += 1;
         }
         h.crank_single_clock_wait().unwrap();

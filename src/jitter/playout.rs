@@ -48,7 +48,7 @@ pub struct Chunk {
     /// First chunk of a stream (after start, flush or reset).
     pub discont: bool,
     /// Nothing received and only silence produced.
-    pub gap: bool,
+    pub silent: bool,
 }
 
 /// Counters of one stream; they only grow until [`Playout::reset`].
@@ -73,7 +73,8 @@ pub struct Stats {
     pub gaps_taken_back: u64,
     /// Frames of gaps not concealed but cut out, to bring an excess delay back to the latency.
     pub delay_trimmed_frames: u64,
-    /// Output frames produced by concealment (including silence after it faded out).
+    /// Output frames produced by concealment (including silence after it faded out), from the
+    /// first datagram on.
     pub concealed_frames: u64,
     /// Output frames that came from received audio.
     pub played_frames: u64,
@@ -528,12 +529,15 @@ impl Playout {
             frames: frames as usize,
             real_frames: real as usize,
             discont: self.chunk == 0,
-            gap: real == 0 && out.iter().all(|&s| s == 0.0),
+            silent: real == 0 && out.iter().all(|&s| s == 0.0),
         };
         self.chunk += 1;
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;
-        self.stats.concealed_frames += (frames - real) as u64;
+        if self.stats.received > 0 {
+            // Silence before the first datagram is not concealment.
+            self.stats.concealed_frames += (frames - real) as u64;
+        }
         chunk
     }
 }
@@ -738,7 +742,7 @@ mod tests {
         // Every chunk due by 1.5 s: silence.
         for i in 0..=46 {
             let c = p.pop(&mut buf);
-            assert!(c.gap);
+            assert!(c.silent);
             assert_eq!(c.pts, 1000 * MS + i * 10 * MS);
         }
         // Arrives at 1.5 s: plays at 1.54 s, i.e. output frame 4000.
@@ -768,7 +772,7 @@ mod tests {
             let c = p.pop(&mut buf);
             assert_eq!(c.frames, 480);
             assert_eq!(c.pts, i * 10 * MS);
-            gaps += c.gap as usize;
+            gaps += c.silent as usize;
         }
         assert!(gaps > 990);
     }

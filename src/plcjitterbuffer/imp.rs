@@ -21,8 +21,8 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::jitter::time::NS_PER_MS;
 use crate::jitter::playout::max_queue_ns;
+use crate::jitter::time::NS_PER_MS;
 use crate::jitter::{Playout, PushOutcome};
 use crate::pcm::SampleFormat;
 use crate::ratelimit::RateLimiter;
@@ -562,6 +562,8 @@ impl PlcJitterBuffer {
             state.playout = Some(playout);
         }
         state.format = Some(format);
+        // The task may be waiting for caps to start the output.
+        self.cond.notify_all();
     }
 
     fn sink_chain(
@@ -782,9 +784,10 @@ impl PlcJitterBuffer {
                 let _state = self.cond.wait(state).unwrap();
                 return Ok(gst::FlowSuccess::Ok);
             }
-            state = self.wait_for_deadline(state)?;
-            if !state.playing {
-                return Ok(gst::FlowSuccess::Ok);
+            match self.wait_for_deadline(state)? {
+                Some(s) if s.playing && !s.eos => state = s,
+                // Interrupted, or EOS came meanwhile: start the turn again.
+                _ => return Ok(gst::FlowSuccess::Ok),
             }
         }
 
@@ -807,11 +810,13 @@ impl PlcJitterBuffer {
         res
     }
 
-    /// Waits on the pipeline clock until the next chunk is due. Returns with the lock held.
+    /// Waits on the pipeline clock until the next chunk is due. Returns the lock if it is due,
+    /// `None` if the wait was interrupted (pause, flush, EOS, no clock yet): the caller starts
+    /// its turn again.
     fn wait_for_deadline<'a>(
         &'a self,
         mut state: MutexGuard<'a, State>,
-    ) -> Result<MutexGuard<'a, State>, gst::FlowError> {
+    ) -> Result<Option<MutexGuard<'a, State>>, gst::FlowError> {
         let deadline = state
             .playout
             .as_ref()
@@ -820,11 +825,11 @@ impl PlcJitterBuffer {
         let obj = self.obj();
         let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
             // No clock yet: wait for a state change to bring one.
-            let (s, _) = self
+            let _ = self
                 .cond
                 .wait_timeout(state, std::time::Duration::from_millis(10))
                 .unwrap();
-            return Ok(s);
+            return Ok(None);
         };
         let id = clock.new_single_shot_id(base + gst::ClockTime::from_nseconds(deadline));
         state.clock_id = Some(id.clone());
@@ -834,11 +839,8 @@ impl PlcJitterBuffer {
         state.clock_id = None;
         state.srcresult?;
         match res {
-            Ok(_) | Err(gst::ClockError::Early) => Ok(state),
-            Err(gst::ClockError::Unscheduled) => {
-                // Paused or flushing: the caller re-checks and waits again.
-                Ok(state)
-            }
+            Ok(_) | Err(gst::ClockError::Early) => Ok(Some(state)),
+            Err(gst::ClockError::Unscheduled) => Ok(None),
             Err(e) => {
                 gst::error!(CAT, imp = self, "clock wait failed: {e:?}");
                 Err(gst::FlowError::Error)
@@ -875,9 +877,6 @@ impl PlcJitterBuffer {
             let mut flags = gst::BufferFlags::empty();
             if chunk.discont {
                 flags |= gst::BufferFlags::DISCONT | gst::BufferFlags::RESYNC;
-            }
-            if chunk.gap {
-                flags |= gst::BufferFlags::GAP;
             }
             buf.set_flags(flags);
         }
