@@ -3,6 +3,7 @@
 //! clocked 10 ms playout with concealment. No GStreamer types; time comes in as arguments.
 
 pub mod playout;
+pub mod splice;
 pub mod time;
 pub mod timeline;
 

@@ -246,6 +246,17 @@ impl Timeline {
         self.next_pos -= frames;
     }
 
+    /// Whether a datagram of `frames` frames that arrived at `arrival`, placed at `pos`, would
+    /// also fit one datagram later, i.e. after a lost one: its adjacency to the previous one is a
+    /// guess.
+    pub fn could_follow_a_gap(&mut self, arrival: i64, pos: i64, frames: i64) -> bool {
+        let Some((lo, _)) = self.span(arrival) else {
+            return false;
+        };
+        let dur = frames_to_ns(frames, self.rate);
+        self.residual(arrival, pos) - dur >= lo - self.tolerance(frames)
+    }
+
     /// Excess delay: how much earlier (ns) than scheduled even the fastest recent datagrams
     /// arrive; they wait this much longer than the latency. 0 if none.
     pub fn excess_delay(&mut self, now: i64) -> i64 {

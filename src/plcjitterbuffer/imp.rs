@@ -226,7 +226,9 @@ impl ObjectImpl for PlcJitterBuffer {
                          (datagrams inferred missing), late (dropped, slot already played), \
                          concealed-ms, played-ms, current-delay-ms (arrival to playout of the \
                          newest datagram), queued-ms, overflow-dropped, resyncs, invalid \
-                         (not whole frames), gaps-moved. Read-only.",
+                         (not whole frames), gaps-moved (losses hidden by jitter, moved to where arrival \
+                         times put them), splices-smoothed (datagram boundaries cross-faded \
+                         because the waveform jumped). Read-only.",
                     )
                     .read_only()
                     .build(),
@@ -950,6 +952,7 @@ impl PlcJitterBuffer {
             .field("resyncs", s.resyncs)
             .field("invalid", state.invalid)
             .field("gaps-moved", s.gaps_moved)
+            .field("splices-smoothed", s.splices_smoothed)
             .build()
     }
 
