@@ -13,13 +13,16 @@
 use std::collections::VecDeque;
 
 use super::splice::SpliceDetector;
-use super::time::{NS_PER_MS, chunk_start, frames_to_ns, ns_to_frames};
+use super::time::{NS_PER_MS, NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use super::timeline::{Placement, Timeline};
 use crate::conceal::Concealer;
 
 /// Extra room, beyond `latency`, before the queue counts as overflowing (at least this much, or
 /// `latency` again if that is larger).
 const MIN_OVERFLOW_ROOM_NS: i64 = 100 * NS_PER_MS;
+/// Audio held beyond the delay bound while the output is behind its clock (a blocked
+/// downstream), before the oldest is dropped.
+const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
 
 /// What became of a pushed datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +320,7 @@ impl Playout {
                     - arrival,
             );
         }
-        self.bound_queue(frames);
+        self.bound_queue(arrival, frames);
         outcome
     }
 
@@ -461,23 +464,54 @@ impl Playout {
         true
     }
 
-    /// Keeps at most `latency + max(latency, 100 ms)` queued; beyond that, skips the oldest audio
-    /// so that the newest datagram waits `latency` again.
-    fn bound_queue(&mut self, last_frames: i64) {
+    /// Bounds the delay and the memory.
+    ///
+    /// * Delay: if the newest datagram would wait longer than `latency + max(latency, 100 ms)`
+    ///   before it plays (the sender runs fast, or a burst came in), the oldest audio is skipped so
+    ///   that it waits `latency` again. This is judged on the datagram's own wait, not on how far
+    ///   the play head is behind, so a downstream element that blocks the output for a while does
+    ///   not make received audio count as excess.
+    /// * Memory: whatever happens downstream, at most [`MAX_BACKLOG_NS`] beyond that is held; the
+    ///   oldest datagrams go first.
+    fn bound_queue(&mut self, arrival: i64, last_frames: i64) {
         let head = self.play_head();
-        let chunk = chunk_start(self.chunk + 1, self.rate) - head;
-        let cap = ns_to_frames(self.max_queue_ns() as i64, self.rate) + last_frames + chunk;
-        let depth = self.queued_frames();
-        if depth <= cap {
+        let Some(end) = self.queue.back().map(Packet::end) else {
             return;
+        };
+        let origin = self.timeline.origin().unwrap_or(arrival);
+        let wait_end = origin + self.latency_ns + frames_to_ns(end, self.rate) - arrival;
+        let dur = frames_to_ns(last_frames, self.rate);
+        let chunk_ns = 10 * NS_PER_MS;
+        if wait_end > self.max_queue_ns() as i64 + dur + chunk_ns {
+            let skip = ns_to_frames(wait_end - self.latency_ns - dur, self.rate);
+            self.timeline.shift(-skip);
+            for p in &mut self.queue {
+                p.pos -= skip;
+            }
+            // Skipping is final: nothing may move back into what was skipped.
+            self.open_gap = None;
+            self.drop_before(head);
+            self.stats.overflow_skipped_frames += skip as u64;
+            self.concealer.discontinuity();
         }
-        let skip = depth - (ns_to_frames(self.latency_ns, self.rate) + last_frames);
-        self.timeline.shift(-skip);
-        for p in &mut self.queue {
-            p.pos -= skip;
+        let cap = ns_to_frames(self.max_queue_ns() as i64 + MAX_BACKLOG_NS, self.rate);
+        while self.queue.len() > 1
+            && self.queue.back().map_or(0, Packet::end) - self.queue.front().map_or(0, |p| p.pos)
+                > cap
+        {
+            let id = self.queue.front().map(|p| p.id);
+            self.queue.pop_front();
+            if let (Some(id), Some(g)) = (id, self.open_gap.as_mut())
+                && id >= g.first_id
+            {
+                g.played = true; // part of the run is gone: its gap is final
+            }
+            self.stats.overflow_dropped += 1;
         }
-        // Skipping is final: nothing may move back into what was skipped.
-        self.open_gap = None;
+    }
+
+    /// Drops queued audio before `head` (whole datagrams count as overflow).
+    fn drop_before(&mut self, head: i64) {
         while let Some(front) = self.queue.front_mut() {
             if front.end() <= head {
                 self.queue.pop_front();
@@ -489,8 +523,6 @@ impl Playout {
                 break;
             }
         }
-        self.stats.overflow_skipped_frames += skip as u64;
-        self.concealer.discontinuity();
     }
 
     /// Produces the next 10 ms chunk into `out` (resized to the chunk), concealing what is
@@ -735,6 +767,45 @@ mod tests {
             assert!(p.queued_frames() <= 1120 + 80 + 80, "{}", p.queued_frames());
         }
         assert!(p.stats().overflow_skipped_frames > 0);
+        assert!(p.stats().overflow_dropped > 0);
+    }
+
+    #[test]
+    fn output_blocked_downstream_keeps_the_received_audio() {
+        // The output is stuck for 800 ms (a sink starting up), while datagrams keep arriving on
+        // time. When it catches up, it plays them all, in their slots: nothing is skipped, late
+        // or concealed, and the queue never held more than what arrived meanwhile.
+        let mut p = Playout::new(8000, 1, 40 * MS);
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        for i in 0..300u64 {
+            let a = i * 10 * MS;
+            let stalled = (200 * MS..1000 * MS).contains(&a);
+            while !stalled && p.next_deadline().is_some_and(|d| d <= a) {
+                p.pop(&mut buf);
+                out.extend_from_slice(&buf);
+            }
+            p.push(a, &tone(i as usize * 80, 80));
+        }
+        let s = p.stats();
+        assert_eq!((s.late, s.lost, s.overflow_dropped), (0, 0, 0), "{s:?}");
+        assert_eq!(s.overflow_skipped_frames, 0, "{s:?}");
+        assert_same(&out[..290 * 80], &tone(0, 290 * 80)[..]);
+    }
+
+    #[test]
+    fn output_blocked_for_long_bounds_the_memory() {
+        let mut p = Playout::new(8000, 1, 40 * MS);
+        let mut buf = Vec::new();
+        p.push(0, &tone(0, 80));
+        p.pop(&mut buf);
+        // Nothing is popped for 10 s.
+        for i in 1..1000u64 {
+            p.push(i * 10 * MS, &tone(i as usize * 80, 80));
+            let max = ns_to_frames(p.max_queue_ns() as i64 + MAX_BACKLOG_NS, 8000);
+            let held: i64 = p.queue.iter().map(|q| q.frames).sum();
+            assert!(held <= max, "{held}");
+        }
         assert!(p.stats().overflow_dropped > 0);
     }
 

@@ -297,8 +297,8 @@ impl ElementImpl for PlcJitterBuffer {
             gst::subclass::ElementMetadata::new(
                 "Jitter buffer with packet loss concealment",
                 "Filter/Network/Audio",
-                "Reorders and dejitters network audio, conceals losses, and outputs exactly \
-                 10 ms every 10 ms of running time",
+                "Dejitters network audio, conceals losses, and outputs exactly 10 ms every \
+                 10 ms of running time",
                 "gst-plugin-netaudio developers",
             )
         });
