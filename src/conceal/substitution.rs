@@ -80,6 +80,10 @@ pub(super) struct Stretch {
     elapsed: usize,
     /// Per channel: last output minus the loop's own preceding sample (start-edge correction).
     offsets: Vec<f64>,
+    /// Per channel: the largest magnitude in the real history. Concealment never exceeds it: the
+    /// start-edge correction added to a loop of high-frequency content could otherwise
+    /// overshoot up to twice the level (and clip).
+    peaks: Vec<f64>,
 }
 
 impl Stretch {
@@ -106,6 +110,7 @@ impl Stretch {
             fade_step: 0,
             elapsed: 0,
             offsets: vec![0.0; channels],
+            peaks: vec![0.0; channels],
         }
     }
 
@@ -137,6 +142,11 @@ impl Stretch {
                 0.0
             };
             self.offsets[c] = f64::from(snapshot[last + c]) - own;
+            self.peaks[c] = snapshot[(self.end - available.min(self.end)) * self.channels..]
+                .iter()
+                .skip(c)
+                .step_by(self.channels)
+                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
         }
         self.cursor.pos = 0;
     }
@@ -163,7 +173,8 @@ impl Stretch {
             } else {
                 0.0
             };
-            *out = saturate(substituted + offset * correction);
+            let peak = self.peaks[c];
+            *out = saturate((substituted + offset * correction).clamp(-peak, peak));
         }
         self.advance();
     }

@@ -650,3 +650,29 @@ fn short_history_is_concealed_without_click() {
         }
     }
 }
+
+/// The start-edge correction must not push high-frequency content over its own level: a
+/// chirp sweeping up to 2.5 kHz at 8 kHz, cut at each phase, then concealed.
+#[test]
+fn concealment_never_exceeds_the_recent_peak() {
+    for rate in [8000u32, 16000] {
+        for cut in 0..40 {
+            let n = 400 + cut;
+            let history: Vec<f32> = (0..n)
+                .map(|i| {
+                    let t = i as f64 / f64::from(rate);
+                    let f = 300.0 + 2200.0 * (i as f64 / n as f64);
+                    (0.5 * (2.0 * std::f64::consts::PI * f * t).sin()) as f32
+                })
+                .collect();
+            let peak = history.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let mut c = Concealer::new(rate, 1);
+            let mut real = history.clone();
+            c.real(&mut real);
+            let mut out = vec![0.0; (rate / 50) as usize];
+            c.conceal(&mut out);
+            let max = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            assert!(max <= peak * 1.0001, "{rate} Hz, cut {cut}: {max} > {peak}");
+        }
+    }
+}

@@ -77,12 +77,16 @@ pub struct Stats {
     pub gaps_taken_back: u64,
     /// Frames of gaps not concealed but cut out, to bring an excess delay back to the latency.
     pub delay_trimmed_frames: u64,
+    /// Frames of concealment added to gaps, to bring a shrunken delay back to the latency.
+    pub delay_added_frames: u64,
     /// Boundaries between datagrams where the waveform jumped (a loss hidden by jitter) and the
     /// next datagram was cross-faded in.
     pub splices_smoothed: u64,
-    /// Output frames produced by concealment (including silence after it faded out), from the
-    /// first datagram on.
+    /// Output frames synthesized by concealment (not silence).
     pub concealed_frames: u64,
+    /// Output frames of silence: before the first datagram plays, and once concealment faded
+    /// out.
+    pub silent_frames: u64,
     /// Output frames that came from received audio.
     pub played_frames: u64,
     /// How long the most recent datagram waits from arrival to playout (ns), if any.
@@ -310,7 +314,7 @@ impl Playout {
                 played: false,
             });
             self.move_gap_back(missing, head);
-            self.shorten_gap(arrival, frames);
+            self.adjust_gap(arrival, frames);
         }
         if let Some(p) = self.queue.back() {
             self.stats.last_wait_ns = Some(
@@ -324,28 +328,42 @@ impl Playout {
         outcome
     }
 
-    /// Delay control: a gap is going to be concealed anyway; if even the fastest recent
-    /// datagrams wait longer than the latency (the first datagram was slow, or guessed gaps were
-    /// played), make the gap shorter by that excess, so the delay comes back to `latency`
-    /// without dropping any received audio.
-    fn shorten_gap(&mut self, arrival: i64, frames: i64) {
+    /// Delay control: a gap is going to be concealed anyway, so it is where the delay can
+    /// change without touching received audio. If even the fastest recent datagrams wait longer
+    /// than the latency (the first datagram was slow, or a guessed gap was played), the gap gets
+    /// shorter by that excess; if they wait less (a hidden loss put the stream a datagram early,
+    /// or the network's delay grew), it gets longer by the shortfall. Either way the delay comes
+    /// back to `latency`.
+    fn adjust_gap(&mut self, arrival: i64, frames: i64) {
         let Some(gap) = self.open_gap.as_mut() else {
+            return;
+        };
+        let Some(lo) = self.timeline.min_residual(arrival) else {
             return;
         };
         let dur = frames_to_ns(frames, self.rate).max(1);
         let margin = (dur / 4).max(NS_PER_MS);
-        let excess = self.timeline.excess_delay(arrival) - margin;
-        let shorten = (excess.max(0) / dur * frames).min(gap.start - gap.before);
-        if shorten <= 0 {
+        let change = if lo < -margin {
+            -((-lo - margin) / dur * frames).min(gap.start - gap.before)
+        } else if lo > margin {
+            (lo - margin) / dur * frames
+        } else {
+            0
+        };
+        if change == 0 {
             return;
         }
-        gap.start -= shorten;
+        gap.start += change;
         let first_id = gap.first_id;
         for p in self.queue.iter_mut().filter(|p| p.id >= first_id) {
-            p.pos -= shorten;
+            p.pos += change;
         }
-        self.timeline.advance(shorten);
-        self.stats.delay_trimmed_frames += shorten as u64;
+        self.timeline.advance(-change);
+        if change < 0 {
+            self.stats.delay_trimmed_frames += change.unsigned_abs();
+        } else {
+            self.stats.delay_added_frames += change as u64;
+        }
     }
 
     /// The datagram being queued arrived `early` frames too early to follow the end of the
@@ -570,6 +588,11 @@ impl Playout {
                     let until = next.map_or(frames, |p| (p.pos - head).min(frames));
                     let dst = &mut out[i as usize * ch..until as usize * ch];
                     self.concealer.conceal(dst);
+                    if dst.iter().all(|&x| x == 0.0) {
+                        self.stats.silent_frames += (until - i) as u64;
+                    } else {
+                        self.stats.concealed_frames += (until - i) as u64;
+                    }
                     self.splice.record(dst);
                     self.last_real = false;
                     i = until;
@@ -592,10 +615,6 @@ impl Playout {
         self.chunk += 1;
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;
-        if self.stats.received > 0 {
-            // Silence before the first datagram is not concealment.
-            self.stats.concealed_frames += (frames - real) as u64;
-        }
         chunk
     }
 }
@@ -688,9 +707,15 @@ mod tests {
         // The merge after the gap cross-fades a few ms; after that, exact again.
         assert_same(&out[1800..4000], &tone(1800, 2200)[..]);
         assert_eq!(p.stats().played_frames, 49 * 80);
+        let s = p.stats();
         assert_eq!(
-            p.stats().concealed_frames,
-            p.stats().pushed * 80 - p.stats().played_frames
+            s.concealed_frames + s.silent_frames,
+            s.pushed * 80 - s.played_frames
+        );
+        // The lost slot and the tail after the input ended (until it faded out) are synthesized.
+        assert!(
+            s.concealed_frames >= 80 && s.concealed_frames <= 80 + 480,
+            "{s:?}"
         );
     }
 

@@ -257,15 +257,16 @@ impl Timeline {
         self.residual(arrival, pos) - dur >= lo - self.tolerance(frames)
     }
 
-    /// Excess delay: how much earlier (ns) than scheduled even the fastest recent datagrams
-    /// arrive; they wait this much longer than the latency. 0 if none.
-    pub fn excess_delay(&mut self, now: i64) -> i64 {
-        self.span(now).map_or(0, |(lo, _)| (-lo).max(0))
+    /// The smallest residual of the recent datagrams: how much later (ns) than scheduled even
+    /// the fastest of them arrive. Negative: they wait longer than the latency (excess delay);
+    /// positive: shorter (the margin for jitter shrank).
+    pub fn min_residual(&mut self, now: i64) -> Option<i64> {
+        self.span(now).map(|(lo, _)| lo)
     }
 
-    /// Plays the stream `frames` earlier from the last placement on: the last placement and the
-    /// end of the stream move back, and the remembered residuals are re-based as if the whole
-    /// history had been placed that much earlier, so the excess delay drops by as much.
+    /// Plays the stream `frames` earlier (later, if negative) from the last placement on: the
+    /// end of the stream moves, and the remembered residuals are re-based as if the whole history
+    /// had been placed that much earlier, so the delay changes by as much.
     pub fn advance(&mut self, frames: i64) {
         self.next_pos -= frames;
         for e in &mut self.window {

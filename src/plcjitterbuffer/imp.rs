@@ -224,7 +224,9 @@ impl ObjectImpl for PlcJitterBuffer {
                         "Counters since the stream started (application/x-plcjitterbuffer-stats): \
                          pushed (10 ms buffers output), received (datagrams accepted), lost \
                          (datagrams inferred missing), late (dropped, slot already played), \
-                         concealed-ms, played-ms, current-delay-ms (arrival to playout of the \
+                         concealed-ms (audio synthesized for what was missing), silence-ms \
+                         (before data, and after concealment faded out), played-ms, \
+                         current-delay-ms (arrival to playout of the \
                          newest datagram), queued-ms, overflow-dropped, resyncs, invalid \
                          (not whole frames), gaps-moved (losses hidden by jitter, moved to where arrival \
                          times put them), splices-smoothed (datagram boundaries cross-faded \
@@ -942,6 +944,7 @@ impl PlcJitterBuffer {
             .field("lost", s.lost)
             .field("late", s.late)
             .field("concealed-ms", frames_ms(s.concealed_frames))
+            .field("silence-ms", frames_ms(s.silent_frames))
             .field("played-ms", frames_ms(s.played_frames))
             .field(
                 "current-delay-ms",
