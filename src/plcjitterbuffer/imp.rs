@@ -407,6 +407,7 @@ impl PlcJitterBuffer {
             self.reset_stream(&mut state);
             state.format = None;
             state.upstream_latency = None;
+            state.pending_events.clear();
         }
         Ok(())
     }
@@ -531,9 +532,9 @@ impl PlcJitterBuffer {
                 // Stream-start, tags and the like go out in order, before the next buffer.
                 let mut state = self.state.lock().unwrap();
                 if matches!(event.view(), EventView::StreamStart(_)) {
-                    state
-                        .pending_events
-                        .retain(|e| e.type_() != gst::EventType::StreamStart);
+                    // A new stream: whatever was pending belonged to the old one (its caps
+                    // would otherwise go out before this stream-start).
+                    state.pending_events.clear();
                 }
                 state.pending_events.push(event);
                 true
