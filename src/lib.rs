@@ -16,6 +16,7 @@ pub mod impair;
 pub mod jitter;
 pub mod pcm;
 pub mod ratelimit;
+mod sync;
 
 mod plcjitterbuffer;
 mod rawudpaudiosrc;

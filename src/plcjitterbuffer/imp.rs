@@ -26,6 +26,7 @@ use crate::jitter::time::NS_PER_MS;
 use crate::jitter::{Playout, PushOutcome};
 use crate::pcm::SampleFormat;
 use crate::ratelimit::RateLimiter;
+use crate::sync::{lock, wait, wait_timeout};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -244,12 +245,12 @@ impl ObjectImpl for PlcJitterBuffer {
             "latency" => {
                 let latency_ms: u32 = value.get().expect("type checked upstream");
                 let changed = {
-                    let mut settings = self.settings.lock().unwrap();
+                    let mut settings = lock(&self.settings);
                     let changed = settings.latency_ms != latency_ms;
                     settings.latency_ms = latency_ms;
                     changed
                 };
-                if let Some(p) = self.state.lock().unwrap().playout.as_mut() {
+                if let Some(p) = lock(&self.state).playout.as_mut() {
                     p.set_latency(ms_to_ns(latency_ms));
                 }
                 if changed {
@@ -260,13 +261,13 @@ impl ObjectImpl for PlcJitterBuffer {
                 }
             }
             "silence-until-data" => {
-                self.settings.lock().unwrap().silence_until_data =
+                lock(&self.settings).silence_until_data =
                     value.get().expect("type checked upstream");
             }
             "stats-interval" => {
                 let v: u32 = value.get().expect("type checked upstream");
-                self.settings.lock().unwrap().stats_interval_ms = v;
-                self.state.lock().unwrap().next_stats_pts = None;
+                lock(&self.settings).stats_interval_ms = v;
+                lock(&self.state).next_stats_pts = None;
             }
             other => unreachable!("unknown property {other}"),
         }
@@ -274,10 +275,10 @@ impl ObjectImpl for PlcJitterBuffer {
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
         match pspec.name() {
-            "latency" => self.settings.lock().unwrap().latency_ms.to_value(),
-            "stats-interval" => self.settings.lock().unwrap().stats_interval_ms.to_value(),
-            "silence-until-data" => self.settings.lock().unwrap().silence_until_data.to_value(),
-            "stats" => self.stats(&self.state.lock().unwrap()).to_value(),
+            "latency" => lock(&self.settings).latency_ms.to_value(),
+            "stats-interval" => lock(&self.settings).stats_interval_ms.to_value(),
+            "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
+            "stats" => self.stats(&lock(&self.state)).to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -341,14 +342,14 @@ impl ElementImpl for PlcJitterBuffer {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         gst::debug!(CAT, imp = self, "changing state {transition:?}");
         if transition == gst::StateChange::PausedToPlaying {
-            self.state.lock().unwrap().playing = true;
+            lock(&self.state).playing = true;
             self.cond.notify_all();
         }
 
         let success = self.parent_change_state(transition)?;
 
         if transition == gst::StateChange::PlayingToPaused {
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             state.playing = false;
             // The task re-computes its wait against the new base time when PLAYING again.
             if let Some(id) = state.clock_id.take() {
@@ -376,7 +377,7 @@ impl PlcJitterBuffer {
             return Err(gst::loggable_error!(CAT, "only push mode is supported"));
         }
         if !active {
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             self.set_flushing(&mut state);
         }
         Ok(())
@@ -392,18 +393,18 @@ impl PlcJitterBuffer {
             return Err(gst::loggable_error!(CAT, "only push mode is supported"));
         }
         if active {
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             self.reset_stream(&mut state);
             self.start_task(&mut state)
                 .map_err(|e| gst::loggable_error!(CAT, "cannot start task: {e}"))?;
         } else {
             {
-                let mut state = self.state.lock().unwrap();
+                let mut state = lock(&self.state);
                 self.set_flushing(&mut state);
             }
             pad.stop_task()
                 .map_err(|e| gst::loggable_error!(CAT, "cannot stop task: {e}"))?;
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             self.reset_stream(&mut state);
             state.format = None;
             state.upstream_latency = None;
@@ -450,7 +451,7 @@ impl PlcJitterBuffer {
             EventView::FlushStart(_) => {
                 let ret = self.srcpad.push_event(event);
                 {
-                    let mut state = self.state.lock().unwrap();
+                    let mut state = lock(&self.state);
                     self.set_flushing(&mut state);
                 }
                 if let Err(e) = self.srcpad.pause_task() {
@@ -460,7 +461,7 @@ impl PlcJitterBuffer {
             }
             EventView::FlushStop(_) => {
                 let ret = self.srcpad.push_event(event);
-                let mut state = self.state.lock().unwrap();
+                let mut state = lock(&self.state);
                 self.reset_stream(&mut state);
                 state.pending_events.clear();
                 if let Err(e) = self.start_task(&mut state) {
@@ -487,7 +488,7 @@ impl PlcJitterBuffer {
                 }
             }
             EventView::Segment(s) => {
-                let mut state = self.state.lock().unwrap();
+                let mut state = lock(&self.state);
                 match s.segment().downcast_ref::<gst::ClockTime>() {
                     Some(seg) => {
                         state.in_segment = seg.clone();
@@ -508,7 +509,7 @@ impl PlcJitterBuffer {
                 }
             }
             EventView::Eos(_) => {
-                let mut state = self.state.lock().unwrap();
+                let mut state = lock(&self.state);
                 if let Err(e) = state.srcresult {
                     // The task is not running; let the application know if it stopped badly.
                     if !matches!(e, gst::FlowError::Flushing | gst::FlowError::Eos) {
@@ -530,7 +531,7 @@ impl PlcJitterBuffer {
                 || event.type_() == gst::EventType::Tag =>
             {
                 // Stream-start, tags and the like go out in order, before the next buffer.
-                let mut state = self.state.lock().unwrap();
+                let mut state = lock(&self.state);
                 if matches!(event.view(), EventView::StreamStart(_)) {
                     // A new stream: whatever was pending belonged to the old one (its caps
                     // would otherwise go out before this stream-start).
@@ -545,8 +546,8 @@ impl PlcJitterBuffer {
 
     /// Applies new input caps: a new format starts a new stream.
     fn set_format(&self, format: Format) {
-        let latency_ms = self.settings.lock().unwrap().latency_ms;
-        let mut state = self.state.lock().unwrap();
+        let latency_ms = lock(&self.settings).latency_ms;
+        let mut state = lock(&self.state);
         let same = state.format.as_ref().is_some_and(|f| {
             f.sample == format.sample && f.rate == format.rate && f.channels == format.channels
         });
@@ -577,11 +578,11 @@ impl PlcJitterBuffer {
         buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         gst::trace!(CAT, imp = self, "received {buffer:?}");
-        if self.state.lock().unwrap().upstream_latency.is_none() {
+        if lock(&self.state).upstream_latency.is_none() {
             self.query_upstream_latency();
         }
 
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         state.srcresult?;
         if state.eos {
             return Err(gst::FlowError::Eos);
@@ -677,7 +678,7 @@ impl PlcJitterBuffer {
     }
 
     fn set_upstream_latency(&self, min: gst::ClockTime) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         if state.upstream_latency != Some(min) {
             gst::debug!(CAT, imp = self, "upstream latency {min}");
         }
@@ -689,7 +690,7 @@ impl PlcJitterBuffer {
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         if let gst::EventView::Reconfigure(_) = event.view() {
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             if state.srcresult == Err(gst::FlowError::NotLinked)
                 && let Err(e) = self.start_task(&mut state)
             {
@@ -709,8 +710,7 @@ impl PlcJitterBuffer {
                 (gst::ClockTime::ZERO, None)
             };
             self.set_upstream_latency(upstream_min);
-            let own =
-                gst::ClockTime::from_mseconds(self.settings.lock().unwrap().latency_ms.into());
+            let own = gst::ClockTime::from_mseconds(lock(&self.settings).latency_ms.into());
             gst::debug!(
                 CAT,
                 imp = self,
@@ -726,7 +726,7 @@ impl PlcJitterBuffer {
 
     fn src_loop(&self) {
         if let Err(err) = self.src_loop_inner() {
-            let mut state = self.state.lock().unwrap();
+            let mut state = lock(&self.state);
             let err = match state.srcresult {
                 Err(e) => e, // set by a flush or another thread first
                 Ok(_) => {
@@ -750,15 +750,11 @@ impl PlcJitterBuffer {
 
     /// One turn of the output task: wait for the next deadline, then push one 10 ms buffer.
     fn src_loop_inner(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         state.srcresult?;
 
         let mut started = state.playout.as_ref().is_some_and(|p| p.started());
-        if !started
-            && state.playing
-            && !state.eos
-            && self.settings.lock().unwrap().silence_until_data
-        {
+        if !started && state.playing && !state.eos && lock(&self.settings).silence_until_data {
             // Start the output now, with silence, so downstream is running before data comes.
             if let (Some(p), Some(now)) =
                 (state.playout.as_mut(), self.obj().current_running_time())
@@ -786,7 +782,7 @@ impl PlcJitterBuffer {
             }
         } else {
             if !state.playing || !started {
-                let _state = self.cond.wait(state).unwrap();
+                let _state = wait(&self.cond, state);
                 return Ok(gst::FlowSuccess::Ok);
             }
             match self.wait_for_deadline(state)? {
@@ -830,17 +826,14 @@ impl PlcJitterBuffer {
         let obj = self.obj();
         let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
             // No clock yet: wait for a state change to bring one.
-            let _ = self
-                .cond
-                .wait_timeout(state, std::time::Duration::from_millis(10))
-                .unwrap();
+            drop(wait_timeout(&self.cond, state, std::time::Duration::from_millis(10)));
             return Ok(None);
         };
         let id = clock.new_single_shot_id(base + gst::ClockTime::from_nseconds(deadline));
         state.clock_id = Some(id.clone());
         drop(state);
         let (res, _jitter) = id.wait();
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         state.clock_id = None;
         state.srcresult?;
         match res {
@@ -915,7 +908,7 @@ impl PlcJitterBuffer {
     }
 
     fn stats_due(&self, state: &mut State, pts: u64) -> Option<gst::Structure> {
-        let interval = self.settings.lock().unwrap().stats_interval_ms;
+        let interval = lock(&self.settings).stats_interval_ms;
         if interval == 0 {
             return None;
         }

@@ -40,6 +40,7 @@ use socket2::SockRef;
 use super::datagram::{self, ErrorClass, Malformed, Stats, Verdict};
 use super::socket;
 use crate::ratelimit::RateLimiter;
+use crate::sync::lock;
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -263,7 +264,7 @@ impl ObjectImpl for RawUdpAudioSrc {
         if !self.may_change(name) {
             return;
         }
-        let mut settings = self.settings.lock().unwrap();
+        let mut settings = lock(&self.settings);
         match name {
             "address" => {
                 settings.address = value
@@ -300,13 +301,13 @@ impl ObjectImpl for RawUdpAudioSrc {
                 self.wake();
                 return;
             }
-            _ => unimplemented!(),
+            other => unreachable!("unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "Set {name} to {value:?}");
     }
 
     fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-        let settings = self.settings.lock().unwrap();
+        let settings = lock(&self.settings);
         match pspec.name() {
             "address" => settings.address.to_value(),
             "port" => i32::from(settings.port).to_value(),
@@ -320,10 +321,10 @@ impl ObjectImpl for RawUdpAudioSrc {
             "timeout" => settings.timeout_ms.to_value(),
             "stats" => {
                 drop(settings);
-                let stats = *self.stats.lock().unwrap();
+                let stats = *lock(&self.stats);
                 stats_structure(&stats).to_value()
             }
-            _ => unimplemented!(),
+            other => unreachable!("unknown property {other}"),
         }
     }
 
@@ -386,11 +387,11 @@ impl ElementImpl for RawUdpAudioSrc {
 impl BaseSrcImpl for RawUdpAudioSrc {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let (caps, mtu) = {
-            let settings = self.settings.lock().unwrap();
+            let settings = lock(&self.settings);
             (settings.caps.clone(), settings.mtu)
         };
         let info = validate_caps(&caps)?;
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         if state.receiver.is_none() {
             return Err(gst::error_msg!(
                 gst::CoreError::StateChange,
@@ -407,14 +408,14 @@ impl BaseSrcImpl for RawUdpAudioSrc {
             drop_warnings: [const { RateLimiter::new(WARNING_INTERVAL_NS) }; 3],
             error_warnings: RateLimiter::new(WARNING_INTERVAL_NS),
         });
-        *self.stats.lock().unwrap() = Stats::default();
+        *lock(&self.stats) = Stats::default();
         self.flushing.store(false, Ordering::SeqCst);
         gst::debug!(CAT, imp = self, "Started with {caps}, mtu {mtu}");
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        self.state.lock().unwrap().stream = None;
+        lock(&self.state).stream = None;
         gst::debug!(CAT, imp = self, "Stopped");
         Ok(())
     }
@@ -424,7 +425,7 @@ impl BaseSrcImpl for RawUdpAudioSrc {
     }
 
     fn caps(&self, filter: Option<&gst::Caps>) -> Option<gst::Caps> {
-        let caps = self.settings.lock().unwrap().caps.clone();
+        let caps = lock(&self.settings).caps.clone();
         Some(match filter {
             Some(filter) => filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
             None => caps,
@@ -450,7 +451,7 @@ impl PushSrcImpl for RawUdpAudioSrc {
         &self,
         _buffer: Option<&mut gst::BufferRef>,
     ) -> Result<CreateSuccess, gst::FlowError> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         let State {
             receiver: Some(rx),
             stream: Some(stream),
@@ -486,7 +487,7 @@ impl RawUdpAudioSrc {
     }
 
     fn wake(&self) {
-        if let Some(waker) = &*self.waker.lock().unwrap()
+        if let Some(waker) = &*lock(&self.waker)
             && let Err(err) = waker.wake()
         {
             gst::warning!(CAT, imp = self, "Could not wake the receive loop: {err}");
@@ -495,7 +496,7 @@ impl RawUdpAudioSrc {
 
     /// NULL->READY: parse the address, bind, set up the poller; report the bound port.
     fn open(&self) -> Result<(), gst::StateChangeError> {
-        let settings = self.settings.lock().unwrap().clone();
+        let settings = lock(&self.settings).clone();
         let Some(ip) = socket::parse_address(&settings.address) else {
             gst::element_imp_error!(
                 self,
@@ -577,11 +578,11 @@ impl RawUdpAudioSrc {
             receiver.local_addr,
             SockRef::from(&receiver.socket).recv_buffer_size()
         );
-        self.state.lock().unwrap().receiver = Some(receiver);
+        lock(&self.state).receiver = Some(receiver);
         self.flushing.store(false, Ordering::SeqCst);
 
         let port_changed = {
-            let mut settings = self.settings.lock().unwrap();
+            let mut settings = lock(&self.settings);
             let changed = settings.port != bound_port;
             settings.port = bound_port;
             changed
@@ -603,7 +604,7 @@ impl RawUdpAudioSrc {
         poll.registry()
             .register(&mut socket, SOCKET_TOKEN, mio::Interest::READABLE)?;
         let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        *self.waker.lock().unwrap() = Some(waker);
+        *lock(&self.waker) = Some(waker);
         Ok(Receiver {
             socket,
             poll,
@@ -614,12 +615,12 @@ impl RawUdpAudioSrc {
 
     /// READY->NULL (or a failed NULL->READY): close the socket.
     fn close(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = lock(&self.state);
         state.stream = None;
         if let Some(rx) = state.receiver.take() {
             gst::debug!(CAT, imp = self, "Closing {}", rx.local_addr);
         }
-        *self.waker.lock().unwrap() = None;
+        *lock(&self.waker) = None;
     }
 
     /// Loops until a valid datagram is read (its buffer), the element is unlocked (`Flushing`)
@@ -661,7 +662,7 @@ impl RawUdpAudioSrc {
 
     /// When the next timeout message is due, posting it first if it is due now.
     fn timeout_deadline(&self, stream: &mut Stream) -> Option<Instant> {
-        let timeout_ms = self.settings.lock().unwrap().timeout_ms;
+        let timeout_ms = lock(&self.settings).timeout_ms;
         let now = Instant::now();
         let since = *stream.quiet_since.get_or_insert(now);
         if timeout_ms == 0 {
@@ -677,7 +678,7 @@ impl RawUdpAudioSrc {
             imp = self,
             "Nothing valid received for {timeout_ms} ms"
         );
-        self.stats.lock().unwrap().timeouts += 1;
+        lock(&self.stats).timeouts += 1;
         let message = gst::message::Element::builder(
             gst::Structure::builder(TIMEOUT_MESSAGE)
                 .field("timeout", timeout_ns)
@@ -729,7 +730,7 @@ impl RawUdpAudioSrc {
                 stream.discont = false;
             }
         }
-        self.stats.lock().unwrap().record_audio(len);
+        lock(&self.stats).record_audio(len);
         stream.quiet_since = Some(Instant::now());
         gst::trace!(
             CAT,
@@ -797,7 +798,7 @@ impl RawUdpAudioSrc {
     }
 
     fn count_drop(&self, stream: &mut Stream, why: Malformed, len: usize) {
-        self.stats.lock().unwrap().record_drop(why);
+        lock(&self.stats).record_drop(why);
         let now = stream.now_ns();
         if let Some(suppressed) = stream.drop_warnings[why.index()].check(now) {
             gst::warning!(
@@ -813,7 +814,7 @@ impl RawUdpAudioSrc {
     }
 
     fn count_receive_error(&self, stream: &mut Stream, what: &str) {
-        self.stats.lock().unwrap().receive_errors += 1;
+        lock(&self.stats).receive_errors += 1;
         let now = stream.now_ns();
         if let Some(suppressed) = stream.error_warnings.check(now) {
             gst::warning!(
