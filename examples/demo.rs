@@ -282,11 +282,12 @@ fn main() {
         cadence.1.load(Ordering::Relaxed),
     );
     println!(
-        "\nsummary: {} datagrams sent, {} lost by the network; receiver got {}; the jitter buffer \
-         inferred {} lost, {} late, concealed {} ms.\ncadence: {n} output buffers, {bad} not \
-         exactly 10 ms with contiguous PTS.",
-        sent.load(Ordering::Relaxed),
+        "\nsummary: of {} datagrams the simulated network lost {} and delivered {}; the receiver \
+         got {}; the jitter buffer inferred {} lost, {} late, concealed {} ms.\ncadence: {n} \
+         output buffers, {bad} not exactly 10 ms with contiguous PTS.",
+        sent.load(Ordering::Relaxed) + net_lost,
         net_lost,
+        sent.load(Ordering::Relaxed),
         src_stats.get::<u64>("packets").unwrap_or(0),
         stats.get::<u64>("lost").unwrap_or(0),
         stats.get::<u64>("late").unwrap_or(0),

@@ -826,7 +826,11 @@ impl PlcJitterBuffer {
         let obj = self.obj();
         let (Some(clock), Some(base)) = (obj.clock(), obj.base_time()) else {
             // No clock yet: wait for a state change to bring one.
-            drop(wait_timeout(&self.cond, state, std::time::Duration::from_millis(10)));
+            drop(wait_timeout(
+                &self.cond,
+                state,
+                std::time::Duration::from_millis(10),
+            ));
             return Ok(None);
         };
         let id = clock.new_single_shot_id(base + gst::ClockTime::from_nseconds(deadline));
