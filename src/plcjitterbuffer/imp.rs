@@ -187,10 +187,10 @@ impl ObjectImpl for PlcJitterBuffer {
                 glib::ParamSpecUInt::builder("latency")
                     .nick("Latency")
                     .blurb(
-                        "Time in milliseconds that each datagram may take to arrive before its \
-                         audio is played (or concealed). Output starts this long after the first \
-                         datagram's arrival. Range 0-10000, default 40. Changeable while \
-                         PLAYING (posts a latency message).",
+                        "Time in milliseconds that each datagram may take to arrive, beyond \
+                         the fastest ones, before its audio is played (or concealed): the \
+                         fastest datagrams play this long after their arrival. Range 0-10000, \
+                         default 40. Changeable while PLAYING (posts a latency message).",
                     )
                     .maximum(MAX_LATENCY_MS)
                     .default_value(DEFAULT_LATENCY_MS)
@@ -227,11 +227,11 @@ impl ObjectImpl for PlcJitterBuffer {
                          (datagrams inferred missing), late (dropped, slot already played), \
                          concealed-ms (audio synthesized for what was missing), silence-ms \
                          (before data, and after concealment faded out), played-ms, \
-                         current-delay-ms (arrival to playout of the \
-                         newest datagram), queued-ms, overflow-dropped, resyncs, invalid \
-                         (not whole frames), gaps-moved (losses hidden by jitter, moved to where arrival \
-                         times put them), splices-smoothed (datagram boundaries cross-faded \
-                         because the waveform jumped). Read-only.",
+                         current-delay-ms (arrival to playout of the newest datagram), \
+                         queued-ms, overflow-dropped, resyncs, invalid (not whole frames), \
+                         gaps-moved (losses hidden by jitter, moved to where arrival times put \
+                         them), splices-smoothed (datagram boundaries cross-faded because the \
+                         waveform jumped). Read-only.",
                     )
                     .read_only()
                     .build(),
