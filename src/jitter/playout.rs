@@ -396,19 +396,7 @@ impl Playout {
         self.timeline.shift_ids(first_id..u64::MAX, -back);
         self.timeline.rewind(back);
         self.stats.gaps_taken_back += 1;
-        while let Some(front) = self.queue.front_mut() {
-            if front.end() <= head {
-                let id = front.id;
-                self.queue.pop_front();
-                self.timeline.forget(id);
-                self.stats.late += 1;
-            } else {
-                if front.pos < head {
-                    front.trim_to(head, self.channels);
-                }
-                break;
-            }
-        }
+        self.stats.late += self.drop_before(head, true);
     }
 
     /// A gap of `missing` frames was inferred just before the datagram just queued. If an
@@ -508,7 +496,7 @@ impl Playout {
             }
             // Skipping is final: nothing may move back into what was skipped.
             self.open_gap = None;
-            self.drop_before(head);
+            self.stats.overflow_dropped += self.drop_before(head, false);
             self.stats.overflow_skipped_frames += skip as u64;
             self.concealer.discontinuity();
         }
@@ -528,12 +516,18 @@ impl Playout {
         }
     }
 
-    /// Drops queued audio before `head` (whole datagrams count as overflow).
-    fn drop_before(&mut self, head: i64) {
+    /// Drops queued audio before `head`; returns how many whole datagrams went. With `late`,
+    /// their delays are forgotten too: late data says nothing about the datagrams that play.
+    fn drop_before(&mut self, head: i64, late: bool) -> u64 {
+        let mut dropped = 0;
         while let Some(front) = self.queue.front_mut() {
             if front.end() <= head {
+                let id = front.id;
                 self.queue.pop_front();
-                self.stats.overflow_dropped += 1;
+                if late {
+                    self.timeline.forget(id);
+                }
+                dropped += 1;
             } else {
                 if front.pos < head {
                     front.trim_to(head, self.channels);
@@ -541,6 +535,7 @@ impl Playout {
                 break;
             }
         }
+        dropped
     }
 
     /// Produces the next 10 ms chunk into `out` (resized to the chunk), concealing what is

@@ -168,9 +168,8 @@ impl Timeline {
         let Some(anchor) = self.anchor else {
             // The first datagram: the origin of the output timeline, or, if the output started
             // before it, placed to wait the full delay from its arrival.
-            let origin = *self.origin.get_or_insert(arrival);
-            let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
-            self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
+            self.origin.get_or_insert(arrival);
+            let pos = self.anchor_full_delay(arrival, play_head);
             return self.accept(arrival, pos, frames, 0, play_head);
         };
 
@@ -217,16 +216,23 @@ impl Timeline {
     }
 
     fn resync(&mut self, arrival: i64, frames: i64, play_head: i64) -> Placement {
-        // Give it the position it would have had as the first datagram (it waits the full delay),
-        // keeping the output timeline and its PTS continuous; residuals restart from zero.
-        let origin = self.origin.unwrap_or(arrival);
-        let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
-        self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
+        // Give it the position it would have had as the first datagram, keeping the output
+        // timeline and its PTS continuous; residuals restart from zero.
+        let pos = self.anchor_full_delay(arrival, play_head);
         self.window.clear();
         self.late_run = 0;
         self.next_pos = pos + frames;
         self.remember(arrival, pos);
         Placement::Resync { pos }
+    }
+
+    /// The position at which a datagram arriving at `arrival` waits the full delay, as the first
+    /// one did (never behind the play head); the residuals are re-anchored on it.
+    fn anchor_full_delay(&mut self, arrival: i64, play_head: i64) -> i64 {
+        let origin = self.origin.unwrap_or(arrival);
+        let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
+        self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
+        pos
     }
 
     /// Re-indexes every position by `delta` frames (the caller skipped `-delta` frames of queued
