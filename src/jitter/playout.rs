@@ -549,6 +549,7 @@ impl Playout {
 
         let mut i = 0;
         let mut real = 0;
+        let mut audible = false;
         while i < frames {
             let pos = head + i;
             match self.queue.front() {
@@ -586,6 +587,7 @@ impl Playout {
                     if dst.iter().all(|&x| x == 0.0) {
                         self.stats.silent_frames += (until - i) as u64;
                     } else {
+                        audible = true;
                         self.stats.concealed_frames += (until - i) as u64;
                     }
                     self.splice.record(dst);
@@ -605,7 +607,7 @@ impl Playout {
             frames: frames as usize,
             real_frames: real as usize,
             discont: self.chunk == 0,
-            silent: real == 0 && out.iter().all(|&s| s == 0.0),
+            silent: real == 0 && !audible,
         };
         self.chunk += 1;
         self.stats.pushed += 1;
