@@ -3,8 +3,11 @@
 //! clocked 10 ms playout with concealment. No GStreamer types; time comes in as arguments.
 
 pub mod playout;
+pub mod rtp;
+pub mod rtp_playout;
 pub mod splice;
 pub mod time;
 pub mod timeline;
 
 pub use playout::{Chunk, Playout, PushOutcome, Stats};
+pub use rtp_playout::{RtpPlayout, RtpPushOutcome, RtpStats};
