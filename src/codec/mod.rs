@@ -132,18 +132,20 @@ impl PayloadDecoder {
         let frames = match self.encoding {
             Encoding::L16 => {
                 let bpf = 2 * self.channels;
-                if payload.len() % bpf != 0 {
+                if !payload.len().is_multiple_of(bpf) {
                     return Err(PayloadError::NotWholeFrames);
                 }
                 payload.len() / bpf
             }
             Encoding::Pcmu | Encoding::Pcma => {
-                if payload.len() % self.channels != 0 {
+                if !payload.len().is_multiple_of(self.channels) {
                     return Err(PayloadError::NotWholeFrames);
                 }
                 payload.len() / self.channels
             }
-            Encoding::Opus => opus::packet_frames(payload).map_err(|_| PayloadError::InvalidOpus)?,
+            Encoding::Opus => {
+                opus::packet_frames(payload).map_err(|_| PayloadError::InvalidOpus)?
+            }
         };
         if frames as u64 * 1000 > u64::from(self.rate) * u64::from(MAX_PACKET_MS) {
             return Err(PayloadError::TooLong);
@@ -223,7 +225,11 @@ impl PayloadDecoder {
 
     /// Granularity of codec concealment in frames (1 for PCM).
     pub fn conceal_step(&self) -> usize {
-        if self.opus.is_some() { opus::MIN_FRAME } else { 1 }
+        if self.opus.is_some() {
+            opus::MIN_FRAME
+        } else {
+            1
+        }
     }
 }
 
@@ -284,11 +290,17 @@ mod tests {
             assert_eq!(d.frames(p), Ok(960));
             assert_eq!(d.decode(p, &mut out), 960);
         }
-        assert!(packets[25..].iter().any(|p| d.has_fec(p)), "the encoder adds LBRR");
+        assert!(
+            packets[25..].iter().any(|p| d.has_fec(p)),
+            "the encoder adds LBRR"
+        );
         let mut fec = Vec::new();
         assert_eq!(d.decode_fec(&packets[21], 960, &mut fec), 960);
         let energy = fec.iter().map(|x| x * x).sum::<f32>() / fec.len() as f32;
-        assert!(energy > 0.005, "FEC audio carries the tone (energy {energy})");
+        assert!(
+            energy > 0.005,
+            "FEC audio carries the tone (energy {energy})"
+        );
         let mut plc = Vec::new();
         assert_eq!(d.conceal(100, &mut plc), 120, "PLC rounds up to 2.5 ms");
     }
@@ -303,7 +315,10 @@ mod tests {
         // Code 3 with a frame count of 0.
         assert_eq!(d.frames(&[0x03, 0x00]), Err(PayloadError::InvalidOpus));
         // Code 3: 7 frames of 20 ms is more than 120 ms.
-        assert_eq!(d.frames(&[0x0b, 0x07, 0, 0, 0, 0, 0, 0, 0]), Err(PayloadError::InvalidOpus));
+        assert_eq!(
+            d.frames(&[0x0b, 0x07, 0, 0, 0, 0, 0, 0, 0]),
+            Err(PayloadError::InvalidOpus)
+        );
         // A TOC byte alone is a valid (DTX) packet of one 20 ms frame.
         assert_eq!(d.frames(&[0x08]), Ok(960));
     }

@@ -70,7 +70,9 @@ impl Decoder {
     /// `channels` 1 or 2; `complexity` 0..=10 (5 and up switch the deep PLC on, 7 and up OSCE).
     pub fn new(channels: usize, complexity: i32) -> Result<Self, String> {
         if !(1..=2).contains(&channels) {
-            return Err(format!("Opus decoding supports 1 or 2 channels, not {channels}"));
+            return Err(format!(
+                "Opus decoding supports 1 or 2 channels, not {channels}"
+            ));
         }
         let mut err: c_int = 0;
         // SAFETY: plain constructor; the result is checked for null below.
@@ -163,7 +165,11 @@ impl Decoder {
                 0,
             )
         };
-        if n <= 0 { 0 } else { (n - end.max(0)).max(0) as usize }
+        if n <= 0 {
+            0
+        } else {
+            (n - end.max(0)).max(0) as usize
+        }
     }
 
     /// Rebuilds `frames` frames ending `offset` frames before `next`'s start from the DRED parsed
@@ -191,11 +197,19 @@ impl Decoder {
         n
     }
 
-    fn run(&mut self, packet: Option<&[u8]>, frames: usize, fec: bool, out: &mut Vec<f32>) -> usize {
+    fn run(
+        &mut self,
+        packet: Option<&[u8]>,
+        frames: usize,
+        fec: bool,
+        out: &mut Vec<f32>,
+    ) -> usize {
         let start = out.len();
         out.resize(start + frames * self.channels, 0.0);
         let (ptr, len) = match packet {
-            Some(p) if !p.is_empty() && p.len() <= i32::MAX as usize => (p.as_ptr(), p.len() as i32),
+            Some(p) if !p.is_empty() && p.len() <= i32::MAX as usize => {
+                (p.as_ptr(), p.len() as i32)
+            }
             _ => (std::ptr::null(), 0),
         };
         // SAFETY: `ptr`/`len` describe a readable slice (or null for PLC); `out` has room for

@@ -131,7 +131,10 @@ mod tests {
     fn valid_packet_parses() {
         let data = hex(&format!("{HDR} aa bb"));
         let (h, payload) = parse(&data).unwrap();
-        assert_eq!((h.seq, h.ts, h.ssrc, h.pt, h.marker), (1, 16, 0x12345678, 0x60, false));
+        assert_eq!(
+            (h.seq, h.ts, h.ssrc, h.pt, h.marker),
+            (1, 16, 0x12345678, 0x60, false)
+        );
         assert_eq!(payload, &[0xaa, 0xbb]);
     }
 
@@ -139,17 +142,44 @@ mod tests {
     fn each_malformation_has_its_reason() {
         let cases = [
             ("80 00 00 01 00 00", Malformed::TooShort),
-            ("40 60 00 01 00 00 00 10 12 34 56 78 aa", Malformed::BadVersion),
-            ("00 01 00 08 21 12 a4 42 00 00 00 00 00 00", Malformed::BadVersion),
-            ("8f 60 00 01 00 00 00 10 12 34 56 78", Malformed::CsrcOverrun),
-            ("90 60 00 01 00 00 00 10 12 34 56 78 be de", Malformed::ExtensionOverrun),
-            ("90 60 00 01 00 00 00 10 12 34 56 78 be de 40 01 00 00 00 00 00 00 00 00 00 00 00 00", Malformed::ExtensionOverrun),
-            ("a0 60 00 01 00 00 00 10 12 34 56 78 aa 00", Malformed::BadPadding),
-            ("a0 60 00 01 00 00 00 10 12 34 56 78 aa bb cc dd ee ff 11 ff", Malformed::BadPadding),
+            (
+                "40 60 00 01 00 00 00 10 12 34 56 78 aa",
+                Malformed::BadVersion,
+            ),
+            (
+                "00 01 00 08 21 12 a4 42 00 00 00 00 00 00",
+                Malformed::BadVersion,
+            ),
+            (
+                "8f 60 00 01 00 00 00 10 12 34 56 78",
+                Malformed::CsrcOverrun,
+            ),
+            (
+                "90 60 00 01 00 00 00 10 12 34 56 78 be de",
+                Malformed::ExtensionOverrun,
+            ),
+            (
+                "90 60 00 01 00 00 00 10 12 34 56 78 be de 40 01 00 00 00 00 00 00 00 00 00 00 00 00",
+                Malformed::ExtensionOverrun,
+            ),
+            (
+                "a0 60 00 01 00 00 00 10 12 34 56 78 aa 00",
+                Malformed::BadPadding,
+            ),
+            (
+                "a0 60 00 01 00 00 00 10 12 34 56 78 aa bb cc dd ee ff 11 ff",
+                Malformed::BadPadding,
+            ),
             ("a0 60 00 01 00 00 00 10 12 34 56 78", Malformed::BadPadding),
             ("80 c8 00 06 00 00 00 10 12 34 56 78 aa", Malformed::Rtcp),
-            ("80 60 00 01 00 00 00 10 12 34 56 78", Malformed::EmptyPayload),
-            ("a0 60 00 01 00 00 00 10 12 34 56 78 aa 02", Malformed::EmptyPayload),
+            (
+                "80 60 00 01 00 00 00 10 12 34 56 78",
+                Malformed::EmptyPayload,
+            ),
+            (
+                "a0 60 00 01 00 00 00 10 12 34 56 78 aa 02",
+                Malformed::EmptyPayload,
+            ),
         ];
         for (h, want) in cases {
             assert_eq!(parse(&hex(h)).map(|_| ()), Err(want), "{h}");
@@ -160,7 +190,12 @@ mod tests {
     fn empty_extension_is_valid() {
         let data = hex("90 60 00 01 00 00 00 10 12 34 56 78 be de 00 00 aa");
         assert_eq!(parse(&data).unwrap().1, &[0xaa]);
-        let data = hex("90 60 00 01 00 00 00 10 12 34 56 78 be de 00 02 00 00 00 00 00 00 00 00 aa");
-        assert_eq!(parse(&data).unwrap().1, &[0xaa], "one-byte extension of padding only");
+        let data =
+            hex("90 60 00 01 00 00 00 10 12 34 56 78 be de 00 02 00 00 00 00 00 00 00 00 aa");
+        assert_eq!(
+            parse(&data).unwrap().1,
+            &[0xaa],
+            "one-byte extension of padding only"
+        );
     }
 }

@@ -335,7 +335,7 @@ impl RtpPlayout {
         // A forward sequence jump beyond MAX_DROPOUT whose timestamp still fits the timeline is
         // a long loss, not a restart.
         let fits_seq = header.ssrc == ssrc
-            && (delta >= -MAX_MISORDER && delta <= MAX_DROPOUT
+            && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
                 || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead);
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
@@ -398,7 +398,10 @@ impl RtpPlayout {
         let span_cap = ns_to_frames(self.max_queue_ns() as i64 + MAX_BACKLOG_NS, self.rate);
         while self.store.len() > 1 {
             let first = self.store.first_key_value().map_or(0, |(_, p)| p.pos);
-            let last = self.store.last_key_value().map_or(0, |(_, p)| p.pos + p.frames);
+            let last = self
+                .store
+                .last_key_value()
+                .map_or(0, |(_, p)| p.pos + p.frames);
             if self.store.len() <= MAX_PACKETS && last - first <= span_cap {
                 break;
             }
@@ -691,7 +694,9 @@ impl RtpPlayout {
             let next = next.clone();
             let covered = self.decoder.dred_frames(&next) as i64;
             if covered >= whole_gap {
-                let n = self.decoder.decode_dred(whole_gap as usize, gap as usize, scratch);
+                let n = self
+                    .decoder
+                    .decode_dred(whole_gap as usize, gap as usize, scratch);
                 if n > 0 {
                     if whole_gap <= gap {
                         self.rtp.dred_recovered += (seq - last - 1) as u64;

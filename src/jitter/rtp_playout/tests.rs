@@ -72,7 +72,10 @@ impl Sim {
 
     /// Output as i16 values.
     fn values(&self) -> Vec<i16> {
-        self.out.iter().map(|&x| (x * 32768.0).round() as i16).collect()
+        self.out
+            .iter()
+            .map(|&x| (x * 32768.0).round() as i16)
+            .collect()
     }
 
     #[track_caller]
@@ -138,7 +141,9 @@ fn in_order_stream_plays_bit_exact_after_the_latency() {
 fn reordering_within_the_latency_is_undone() {
     let mut sim = Sim::l16();
     // Every 4th packet is swapped with the next one (arrives 25 ms late).
-    stream(&mut sim, 0, 0, 0, 200, |k| Some(if k % 4 == 1 { 25 * NS_PER_MS as u64 } else { 0 }));
+    stream(&mut sim, 0, 0, 0, 200, |k| {
+        Some(if k % 4 == 1 { 25 * NS_PER_MS as u64 } else { 0 })
+    });
     sim.run_until(4_200 * NS_PER_MS as u64);
     let v = sim.values();
     let start = find(&v, 0, 0).unwrap();
@@ -162,7 +167,10 @@ fn duplicates_are_dropped_before_and_after_output() {
         if k >= 5 {
             let old = k - 5;
             let h = header(old as u16, (old * 160) as u32);
-            assert_eq!(sim.push(t + 2 * ms, h, &l16_payload(old * 160, 160)), RtpPushOutcome::Duplicate);
+            assert_eq!(
+                sim.push(t + 2 * ms, h, &l16_payload(old * 160, 160)),
+                RtpPushOutcome::Duplicate
+            );
         }
     }
     sim.run_until(1_100 * ms);
@@ -176,7 +184,11 @@ fn duplicates_are_dropped_before_and_after_output() {
 
 #[test]
 fn sequence_and_timestamp_wraps_are_seamless() {
-    for (seq0, ts0) in [(65530u16, 1000u32), (100, u32::MAX - 3000), (65500, u32::MAX - 500)] {
+    for (seq0, ts0) in [
+        (65530u16, 1000u32),
+        (100, u32::MAX - 3000),
+        (65500, u32::MAX - 500),
+    ] {
         let mut sim = Sim::l16();
         // Lose the packets at the wrap too.
         stream(&mut sim, 0, seq0, ts0, 100, |k| {
@@ -186,7 +198,9 @@ fn sequence_and_timestamp_wraps_are_seamless() {
         sim.run_until(2_100 * NS_PER_MS as u64);
         assert_eq!(sim.p.stats().resyncs, 0, "seq0 {seq0} ts0 {ts0}");
         assert_eq!(sim.p.rtp_stats().misfits, 0);
-        let lost = (0..100).filter(|&k| matches!(seq0.wrapping_add(k), 65535 | 0)).count();
+        let lost = (0..100)
+            .filter(|&k| matches!(seq0.wrapping_add(k), 65535 | 0))
+            .count();
         assert_eq!(sim.p.stats().lost, lost as u64);
         let v = sim.values();
         let start = find(&v, 0, 0).unwrap();
@@ -205,7 +219,11 @@ fn ssrc_change_resyncs_on_its_second_packet() {
     for k in 0..50i64 {
         let mut h = header(40000 + k as u16, 900_000 + (k * 160) as u32);
         h.ssrc = 0xdead_beef;
-        let out = sim.push(1000 * ms + k as u64 * 20 * ms, h, &l16_payload(100_000 + k * 160, 160));
+        let out = sim.push(
+            1000 * ms + k as u64 * 20 * ms,
+            h,
+            &l16_payload(100_000 + k * 160, 160),
+        );
         match k {
             0 => assert_eq!(out, RtpPushOutcome::Misfit),
             1 => assert!(matches!(out, RtpPushOutcome::Resynced { .. }), "{out:?}"),
@@ -229,7 +247,11 @@ fn stray_ssrcs_do_not_reset_the_stream() {
     let mut rng = crate::impair::Rng::new(7);
     for k in 0..200i64 {
         let t = k as u64 * 20 * ms;
-        sim.push(t, header(k as u16, (k * 160) as u32), &l16_payload(k * 160, 160));
+        sim.push(
+            t,
+            header(k as u16, (k * 160) as u32),
+            &l16_payload(k * 160, 160),
+        );
         // Hostile: random SSRC, seq and ts every packet.
         let r = rng.next_u64();
         let h = Header {
@@ -270,7 +292,10 @@ fn restart(dseq: i32, dts: i64) -> Sim {
         let t = k as u64 * 20 * ms;
         let out = sim.push(t, header(seq, ts), &l16_payload(k * 160, 160));
         if k >= 55 {
-            assert!(matches!(out, RtpPushOutcome::Queued { .. }), "packet {k}: {out:?}");
+            assert!(
+                matches!(out, RtpPushOutcome::Queued { .. }),
+                "packet {k}: {out:?}"
+            );
         }
     }
     sim.run_until(2_200 * ms);
@@ -311,7 +336,11 @@ fn one_far_future_packet_is_ignored() {
     let ms = NS_PER_MS as u64;
     for k in 0..100i64 {
         let t = k as u64 * 20 * ms;
-        sim.push(t, header(k as u16, (k * 160) as u32), &l16_payload(k * 160, 160));
+        sim.push(
+            t,
+            header(k as u16, (k * 160) as u32),
+            &l16_payload(k * 160, 160),
+        );
         if k == 30 {
             sim.push(t + ms, header(k as u16 + 30_000, 7), &l16_payload(0, 160));
         }
@@ -329,7 +358,11 @@ fn burst_after_an_outage_is_dropped_as_late_without_a_resync() {
     // Packets 50..150 (2 s) are held by the network and delivered at once at 3.0 s, in order,
     // followed by the live stream.
     stream(&mut sim, 0, 0, 0, 250, |k| {
-        Some(if (50..150).contains(&k) { 3000 * ms - k as u64 * 20 * ms + k as u64 * 10_000 } else { 0 })
+        Some(if (50..150).contains(&k) {
+            3000 * ms - k as u64 * 20 * ms + k as u64 * 10_000
+        } else {
+            0
+        })
     });
     sim.run_until(5_100 * ms);
     assert_eq!(sim.p.stats().resyncs, 0);
@@ -355,20 +388,30 @@ fn dtx_pause_is_not_loss_and_never_stalls() {
     sim.run_until(4_100 * ms);
     let s = sim.p.stats();
     assert_eq!((s.lost, s.late, s.resyncs), (0, 0, 0));
-    assert!(sim.p.rtp_stats().dtx_frames >= 8 * 1990, "{}", sim.p.rtp_stats().dtx_frames);
+    assert!(
+        sim.p.rtp_stats().dtx_frames >= 8 * 1990,
+        "{}",
+        sim.p.rtp_stats().dtx_frames
+    );
     let v = sim.values();
     let first = find(&v, 0, 0).unwrap();
     // (The first packet after the pause is cross-faded in from the fade-out: look one later.)
     assert_eq!(find(&v, 51 * 160, first), Some(first + 51 * 160 + 2000 * 8));
     sim.assert_cadence();
-    assert_eq!(sim.chunks.len(), 407, "one chunk every 10 ms from 40 ms to 4.1 s");
+    assert_eq!(
+        sim.chunks.len(),
+        407,
+        "one chunk every 10 ms from 40 ms to 4.1 s"
+    );
 }
 
 #[test]
 fn long_outage_is_one_concealment_stretch() {
     let mut sim = Sim::l16();
     let ms = NS_PER_MS as u64;
-    stream(&mut sim, 0, 0, 0, 3100, |k| (!(50..3050).contains(&k)).then_some(0));
+    stream(&mut sim, 0, 0, 0, 3100, |k| {
+        (!(50..3050).contains(&k)).then_some(0)
+    });
     sim.run_until(62_100 * ms);
     let s = sim.p.stats();
     assert_eq!((s.lost, s.late, s.resyncs), (3000, 0, 0));
@@ -388,7 +431,11 @@ fn random_sequence_numbers_neither_reset_nor_grow() {
     let mut rng = crate::impair::Rng::new(3);
     for k in 0..50_000u64 {
         let r = rng.next_u64();
-        sim.push(200 * ms + k * 20_000, header(r as u16, (r >> 16) as u32), &l16_payload(0, 160));
+        sim.push(
+            200 * ms + k * 20_000,
+            header(r as u16, (r >> 16) as u32),
+            &l16_payload(0, 160),
+        );
         assert!(sim.p.store.len() <= 2);
     }
     assert_eq!(sim.p.stats().resyncs, 0);
@@ -398,7 +445,13 @@ fn random_sequence_numbers_neither_reset_nor_grow() {
 
 #[test]
 fn packet_durations_other_than_10_ms_give_exact_10_ms_chunks() {
-    for (rate, frames) in [(8000, 20), (8000, 240), (48000, 5760), (48000, 336), (44100, 441 * 3)] {
+    for (rate, frames) in [
+        (8000, 20),
+        (8000, 240),
+        (48000, 5760),
+        (48000, 336),
+        (44100, 441 * 3),
+    ] {
         let mut sim = Sim::new(Encoding::L16, rate, 1, LATENCY);
         let dur = frames as u64 * 1_000_000_000 / rate as u64;
         let n = (2_000_000_000 / dur) as i64;
@@ -414,7 +467,11 @@ fn packet_durations_other_than_10_ms_give_exact_10_ms_chunks() {
         let first = find(&v, 0, 0).unwrap();
         let len = ((n - 1) * frames) as usize;
         let want: Vec<i16> = (0..len as i64).map(sample).collect();
-        assert_eq!(&v[first..first + len], &want[..], "rate {rate} frames {frames}");
+        assert_eq!(
+            &v[first..first + len],
+            &want[..],
+            "rate {rate} frames {frames}"
+        );
         assert_eq!(sim.p.stats().late, 0);
         sim.assert_cadence();
     }
@@ -476,7 +533,10 @@ fn opus_fec_recovers_isolated_losses() {
     sim.run_until(10_200 * ms);
     let r = sim.p.rtp_stats();
     assert_eq!(sim.p.stats().lost, dropped);
-    assert_eq!(r.fec_recovered, covered, "every loss the next packet covers is recovered");
+    assert_eq!(
+        r.fec_recovered, covered,
+        "every loss the next packet covers is recovered"
+    );
     assert!(covered * 100 >= dropped * 80, "{covered} of {dropped}");
     sim.assert_cadence();
 }
