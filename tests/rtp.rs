@@ -585,3 +585,39 @@ fn caps_without_clock_rate_are_refused_with_a_clear_error() {
     };
     assert!(e.error().message().contains("clock-rate"), "{}", e.error());
 }
+
+#[test]
+fn eos_drains_then_forwards_eos() {
+    for (caps, silence) in [(OPUS_CAPS, false), (L16_CAPS, false), (OPUS_CAPS, true)] {
+        let mut h = harness_with(caps, 40, silence);
+        let opus = caps == OPUS_CAPS;
+        let packets = opus_packets(960, 20, false, false, false);
+        for (k, opus_packet) in packets.iter().enumerate() {
+            let p = if opus {
+                rtp_packet(k as u16, (k * 960) as u32, SSRC, 96, opus_packet)
+            } else {
+                rtp_packet(
+                    k as u16,
+                    (k * 160) as u32,
+                    SSRC,
+                    96,
+                    &l16_payload(k as i64 * 160, 160, 1),
+                )
+            };
+            h.push(buffer(k as u64 * 20 * MS, p)).unwrap();
+        }
+        assert!(h.push_event(gst::event::Eos::new()));
+        // Everything queued (400 ms plus what was due) comes out without the clock, then EOS.
+        // (Buffers and events queue separately in the harness.)
+        while h.pull_event().unwrap().type_() != gst::EventType::Eos {}
+        let mut buffers = 0;
+        while h.try_pull().is_some() {
+            buffers += 1;
+        }
+        assert!(
+            (40..=60).contains(&buffers),
+            "{caps}: {buffers} buffers before EOS"
+        );
+        let _ = silence;
+    }
+}

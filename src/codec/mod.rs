@@ -203,9 +203,10 @@ impl PayloadDecoder {
             .map_or(0, |d| d.decode_fec(next, frames, out))
     }
 
-    /// Frames before `next` that its deep redundancy (Opus DRED) can rebuild.
-    pub fn dred_frames(&mut self, next: &[u8]) -> usize {
-        self.opus.as_mut().map_or(0, |d| d.dred_frames(next))
+    /// The stretch before `next` that its deep redundancy (Opus DRED) can rebuild: from `reach`
+    /// frames before it to `end` frames before it (see [`opus::Decoder::dred_frames`]).
+    pub fn dred_frames(&mut self, next: &[u8]) -> (usize, usize) {
+        self.opus.as_mut().map_or((0, 0), |d| d.dred_frames(next))
     }
 
     /// Rebuilds `frames` frames ending `offset` frames before the packet last given to

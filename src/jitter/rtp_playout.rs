@@ -24,6 +24,9 @@
 //!   A burst of old packets after an outage arrives much faster than its timestamps advance, so
 //!   it is dropped as late instead and never drags the delay up.
 //!
+//! A late packet with the marker bit set (the first of a talkspurt, after silence) resyncs at
+//! once: moving the timeline inside the silence before it is inaudible.
+//!
 //! A resync keeps the output timeline (PTS stay contiguous), re-anchors on the run's last packet
 //! with the full latency and queues the run. Random sequence numbers or SSRCs never form a run,
 //! so a hostile stream cannot make the buffer reset on every packet, and nothing it sends is
@@ -163,6 +166,10 @@ pub struct RtpPlayout {
     pending_kind: Kind,
     /// Index of the next 10 ms chunk.
     chunk: i64,
+    /// Largest offset (frames) between a packet's timestamp and the end of the audio before it
+    /// that is taken as imprecise stamping rather than a gap or an overlap: 2.5 ms for Opus
+    /// (its frame step), 1 ms for PCM.
+    snap: i64,
     /// End (output frame) of the last packet played.
     played_end: i64,
     /// Frames concealed and silent since the last packet played (reclassified as DTX when the
@@ -180,6 +187,7 @@ impl RtpPlayout {
     pub fn new(decoder: PayloadDecoder, latency_ns: u64) -> Self {
         let rate = decoder.rate();
         let channels = decoder.channels();
+        let snap = (decoder.conceal_step() as i64).max(i64::from(rate / 1000));
         Self {
             rate,
             channels,
@@ -201,6 +209,7 @@ impl RtpPlayout {
             pending_pos: 0,
             pending_kind: Kind::Real,
             chunk: 0,
+            snap,
             played_end: 0,
             stretch_concealed: 0,
             stretch_silent: 0,
@@ -263,20 +272,26 @@ impl RtpPlayout {
         self.origin.is_some()
     }
 
-    /// Nothing queued or decoded ahead of the play head.
+    /// Nothing received is queued or decoded ahead of the play head (concealment made ahead,
+    /// because codec PLC comes in 2.5 ms steps, does not count).
     pub fn is_drained(&self) -> bool {
-        self.store.is_empty() && self.pending.is_empty()
+        self.store.is_empty() && (self.pending.is_empty() || self.pending_kind != Kind::Real)
     }
 
-    /// Audio queued ahead of the play head, gaps included (frames).
+    /// Received audio queued ahead of the play head, gaps included (frames).
     pub fn queued_frames(&self) -> i64 {
+        let pending_end = if self.pending_kind == Kind::Real {
+            self.pending_pos + (self.pending.len() / self.channels) as i64
+        } else {
+            0
+        };
         let end = self
             .store
             .values()
             .map(|p| p.pos + p.frames)
             .max()
             .unwrap_or(0)
-            .max(self.pending_pos + (self.pending.len() / self.channels) as i64);
+            .max(pending_end);
         (end - self.play_head()).max(0)
     }
 
@@ -342,7 +357,20 @@ impl RtpPlayout {
             self.rtp.duplicates += 1;
             return RtpPushOutcome::Duplicate;
         }
-        let late = fits_seq && (pos < head || self.played_seq.is_some_and(|p| seq <= p));
+        let late =
+            fits_seq && (pos + self.snap < head || self.played_seq.is_some_and(|p| seq <= p));
+        if late && header.marker && self.played_seq.is_none_or(|p| seq > p) {
+            // The marker bit starts a talkspurt after silence: the silence absorbs moving the
+            // timeline, so a late talkspurt start (newer than anything played: not an old
+            // straggler) resyncs at once instead of losing its first syllable.
+            return self.resync(vec![Misfit {
+                header,
+                arrival,
+                frames,
+                payload: payload.to_vec(),
+                late_only: true,
+            }]);
+        }
         if !fits_seq || late || ahead > max_ahead {
             if late {
                 self.stats.late += 1;
@@ -605,7 +633,7 @@ impl RtpPlayout {
         scratch.clear();
         let next = self.store.first_key_value().map(|(&s, p)| (s, p.pos));
         match next {
-            Some((seq, ppos)) if ppos <= pos => {
+            Some((seq, ppos)) if ppos <= pos + self.snap => {
                 let p = self.store.pop_first().expect("first exists").1;
                 match self.played_seq {
                     Some(last) if seq > last + 1 => {
@@ -627,12 +655,20 @@ impl RtpPlayout {
                 self.played_seq = Some(seq);
                 self.played_end = ppos + p.frames;
                 let n = self.decoder.decode(&p.payload, &mut scratch) as i64;
+                // A packet within `snap` of where the audio so far ends continues it: its
+                // timestamp is a few samples off (payloaders stamp capture times), and playing
+                // it seamlessly beats cutting or padding the decoder's continuous output.
+                let at = if (ppos - pos).abs() <= self.snap {
+                    pos
+                } else {
+                    ppos
+                };
                 if n == 0 {
                     // libopus refused a packet that parsed: conceal its duration instead.
                     self.decoder.conceal(p.frames as usize, &mut scratch);
-                    self.set_pending(ppos, Kind::Concealed, &scratch);
+                    self.set_pending(at, Kind::Concealed, &scratch);
                 } else {
-                    self.set_pending(ppos, Kind::Real, &scratch);
+                    self.set_pending(at, Kind::Real, &scratch);
                 }
             }
             _ => {
@@ -672,33 +708,45 @@ impl RtpPlayout {
         scratch: &mut Vec<f32>,
     ) {
         let whole_gap = gap_end - pos;
+        let mut gap = gap;
         if let (Some(seq), Some(last)) = (next_seq, self.played_seq)
             && !dtx
             && whole_gap > 0
         {
             let next = &self.store[&seq].payload;
             let next_frames = self.store[&seq].frames;
-            // One packet missing, its slot not yet started, and the next one carries LBRR.
-            if seq == last + 2 && whole_gap == next_frames && self.decoder.has_fec(next) {
-                let next = next.clone();
-                let n = self.decoder.decode_fec(&next, whole_gap as usize, scratch);
-                if n > 0 {
-                    self.rtp.fec_recovered += 1;
-                    self.set_pending(pos, Kind::Real, scratch);
-                    // The lost packet is accounted for: it played from FEC.
-                    self.stats.lost += 1;
-                    self.played_seq = Some(last + 1);
-                    return;
+            let step = self.decoder.conceal_step() as i64;
+            if seq >= last + 2 && self.decoder.has_fec(next) {
+                // The next packet carries LBRR for the one just before it: once the gap is down
+                // to that packet's slot (timestamps taken from capture times may be a few
+                // samples off), decode it from the FEC; until then conceal up to that slot.
+                if (whole_gap - next_frames).abs() < step {
+                    let next = next.clone();
+                    let n = self
+                        .decoder
+                        .decode_fec(&next, next_frames as usize, scratch);
+                    if n > 0 {
+                        self.rtp.fec_recovered += 1;
+                        self.set_pending(pos, Kind::Real, scratch);
+                        // The missing packets are accounted for here.
+                        self.stats.lost += (seq - last - 1) as u64;
+                        self.played_seq = Some(seq - 1);
+                        return;
+                    }
+                } else if whole_gap > next_frames {
+                    gap = gap.min(whole_gap - next_frames);
                 }
             }
+            // Deep redundancy: rebuild the gap from its start while the DRED reaches it.
             let next = next.clone();
-            let covered = self.decoder.dred_frames(&next) as i64;
-            if covered >= whole_gap {
+            let (reach, end) = self.decoder.dred_frames(&next);
+            let step = gap.min(whole_gap - end as i64);
+            if reach as i64 >= whole_gap && step > 0 {
                 let n = self
                     .decoder
-                    .decode_dred(whole_gap as usize, gap as usize, scratch);
+                    .decode_dred(whole_gap as usize, step as usize, scratch);
                 if n > 0 {
-                    if whole_gap <= gap {
+                    if n as i64 >= whole_gap - end as i64 {
                         self.rtp.dred_recovered += (seq - last - 1) as u64;
                     }
                     self.set_pending(pos, Kind::Real, scratch);

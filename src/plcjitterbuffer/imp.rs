@@ -954,6 +954,12 @@ impl PlcJitterBuffer {
         }
         if state.eos {
             // Play out what is queued, without waiting for the clock, then EOS.
+            gst::log!(
+                CAT,
+                imp = self,
+                "draining: {} frames queued",
+                state.playout.as_ref().map_or(0, |p| p.queued_frames())
+            );
             let drained = state
                 .playout
                 .as_ref()

@@ -560,3 +560,119 @@ fn opus_without_fec_uses_the_codec_plc() {
     assert!(sim.p.stats().concealed_frames >= 27 * 960);
     sim.assert_cadence();
 }
+
+#[test]
+fn stream_drains_after_its_last_packet() {
+    let ms = NS_PER_MS as u64;
+    for opus in [false, true] {
+        let mut sim = if opus {
+            Sim::new(Encoding::Opus, 48000, 1, 60 * ms)
+        } else {
+            Sim::l16()
+        };
+        let (packets, _) = opus_stream(false, 20, 50);
+        for k in 0..50i64 {
+            let t = k as u64 * 20 * ms;
+            if opus {
+                sim.push(t, header(k as u16, (k * 960) as u32), &packets[k as usize]);
+            } else {
+                sim.push(
+                    t,
+                    header(k as u16, (k * 160) as u32),
+                    &l16_payload(k * 160, 160),
+                );
+            }
+        }
+        let mut pops = 0;
+        while !sim.p.is_drained() {
+            sim.p.pop(&mut sim.buf);
+            pops += 1;
+            assert!(pops < 100, "opus {opus}: not drained after {pops} chunks");
+        }
+    }
+}
+
+#[test]
+fn opus_timestamps_a_few_samples_off_still_drain_and_use_fec() {
+    // Payloaders stamp RTP time from capture times: here every timestamp is up to 7 samples
+    // off the 960-sample grid.
+    let ms = NS_PER_MS as u64;
+    let (packets, _) = opus_stream(true, 20, 300);
+    let mut sim = Sim::new(Encoding::Opus, 48000, 1, 60 * ms);
+    let mut dropped = 0;
+    let mut covered = 0;
+    for (k, p) in packets.iter().enumerate() {
+        if k > 10 && k % 9 == 0 {
+            dropped += 1;
+            covered += u64::from(crate::codec::opus::has_fec(&packets[k + 1]));
+            continue;
+        }
+        let ts = (k * 960 + (k * 7919) % 8) as u32;
+        sim.push(k as u64 * 20 * ms, header(k as u16, ts), p);
+    }
+    sim.run_until(6_000 * ms);
+    let mut pops = 0;
+    while !sim.p.is_drained() {
+        sim.p.pop(&mut sim.buf);
+        pops += 1;
+        assert!(pops < 20, "not drained after {pops} chunks");
+    }
+    assert_eq!(sim.p.rtp_stats().fec_recovered, covered, "of {dropped}");
+}
+
+#[test]
+fn opus_fec_rebuilds_the_last_packet_of_a_burst() {
+    let ms = NS_PER_MS as u64;
+    let (packets, _) = opus_stream(true, 20, 400);
+    let mut sim = Sim::new(Encoding::Opus, 48000, 1, 80 * ms);
+    let (mut bursts, mut covered) = (0u64, 0u64);
+    // Bursts of 2 and of 3 packets.
+    let lost = |k: usize| k > 60 && (k % 20 < 2 || (30..33).contains(&(k % 50)));
+    for (k, p) in packets.iter().enumerate() {
+        if lost(k) {
+            if !lost(k + 1) {
+                bursts += 1;
+                covered += u64::from(crate::codec::opus::has_fec(&packets[k + 1]));
+            }
+            continue;
+        }
+        sim.push(k as u64 * 20 * ms, header(k as u16, (k * 960) as u32), p);
+    }
+    sim.run_until(8_100 * ms);
+    assert!(bursts >= 20, "{bursts} bursts");
+    assert_eq!(
+        sim.p.rtp_stats().fec_recovered,
+        covered,
+        "of {bursts} bursts"
+    );
+    sim.assert_cadence();
+}
+
+#[test]
+fn late_talkspurt_start_with_marker_resyncs_at_once() {
+    let mut sim = Sim::l16();
+    let ms = NS_PER_MS as u64;
+    // A talkspurt, 1 s of silence (nothing sent), then the next talkspurt arrives 100 ms later
+    // than its timestamps say (the network's delay grew during the silence).
+    for k in 0..100i64 {
+        let pause = if k >= 50 { 1100 } else { 0 };
+        let t = (k as u64 * 20 + pause) * ms;
+        let ts = (k * 160 + if k >= 50 { 8000 } else { 0 }) as u32;
+        let mut h = header(k as u16, ts);
+        h.marker = k == 50;
+        let out = sim.push(t, h, &l16_payload(k * 160, 160));
+        if k == 50 {
+            assert!(matches!(out, RtpPushOutcome::Resynced { .. }), "{out:?}");
+        }
+    }
+    sim.run_until(3_500 * ms);
+    assert_eq!(sim.p.stats().late, 0);
+    assert_eq!(sim.p.stats().resyncs, 1);
+    let v = sim.values();
+    let first = find(&v, 0, 0).unwrap();
+    // The whole second talkspurt plays (its first packet is cross-faded in).
+    let at = find(&v, 51 * 160, first).expect("second talkspurt plays");
+    let want: Vec<i16> = (51 * 160..100 * 160).map(sample).collect();
+    assert_eq!(&v[at..at + want.len()], &want[..]);
+    sim.assert_cadence();
+}
