@@ -11,6 +11,10 @@
 //!   deadline (one datagram in the steady state) and pop one chunk; clean, and with 10 % loss and
 //!   20 ms of jitter from an [`Impairment`] schedule (concealment included).
 //!
+//! * `opus`: the Opus decoder behind RTP input, per 10 ms at 48 kHz mono: decoding (half of a
+//!   20 ms packet) and codec PLC of 10 ms, at decoder complexity 0 (classic PLC), 5 (neural deep
+//!   PLC) and 10 (deep PLC plus OSCE speech enhancement, the default).
+//!
 //! Quick on purpose (`cargo bench --bench core` runs in about a minute); `scripts/bench.sh`
 //! runs it and prints each median as a share of the 10 ms budget.
 
@@ -220,6 +224,50 @@ fn playout(c: &mut Criterion) {
     g.finish();
 }
 
+fn opus(c: &mut Criterion) {
+    use gstnetaudio::codec::{Encoding, PayloadDecoder};
+    // 2 s of the voice, encoded as 20 ms SILK/hybrid packets (as a VoIP sender would).
+    let mut voice = Voice::new(48_000, 1);
+    let mut pcm = Vec::new();
+    let mut enc =
+        opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).expect("encoder");
+    enc.set_bitrate(opus::Bitrate::Bits(32000))
+        .expect("bitrate");
+    let packets: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            voice.fill(960, &mut pcm);
+            enc.encode_vec_float(&pcm, 1500).expect("encode")
+        })
+        .collect();
+    let mut g = c.benchmark_group("opus 48 kHz mono");
+    for complexity in [0, 5, 10] {
+        let mut dec = PayloadDecoder::new(Encoding::Opus, 48000, 1, complexity).expect("decoder");
+        let mut out = Vec::with_capacity(5760);
+        let mut k = 0;
+        g.bench_function(format!("decode 10 ms, complexity {complexity}"), |b| {
+            b.iter(|| {
+                out.clear();
+                dec.decode(&packets[k % packets.len()], &mut out);
+                k += 1;
+                // One packet is 20 ms: half of it per 10 ms.
+                black_box(out.len() / 2)
+            })
+        });
+        g.bench_function(format!("PLC 10 ms, complexity {complexity}"), |b| {
+            b.iter(|| {
+                // Each loss after real audio (deep PLC works from what it heard).
+                out.clear();
+                dec.decode(&packets[k % packets.len()], &mut out);
+                k += 1;
+                out.clear();
+                dec.conceal(480, &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -230,6 +278,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = conceal, real, playout
+    targets = conceal, real, playout, opus
 }
 criterion_main!(benches);

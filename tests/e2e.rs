@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, UdpSocket};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Once};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -23,12 +23,16 @@ const HANG_GUARD: gst::ClockTime = gst::ClockTime::from_seconds(30);
 const HANG_GUARD_STD: Duration = Duration::from_secs(30);
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
-fn init() {
+/// Registers the plugin once and serializes the tests of this file: each runs real-time
+/// pipelines on a shared 2-core machine, and two at once would measure each other's load.
+fn init() -> MutexGuard<'static, ()> {
     static INIT: Once = Once::new();
+    static REAL_TIME: Mutex<()> = Mutex::new(());
     INIT.call_once(|| {
         gst::init().unwrap();
         gstnetaudio::plugin_register_static().expect("register plugin");
     });
+    REAL_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn launch(desc: &str) -> gst::Pipeline {
@@ -266,7 +270,7 @@ fn datagram_of(chunk: &[i16], j: u64, frames: usize) -> Option<u64> {
 
 #[test]
 fn loopback_with_loss_keeps_exact_cadence() {
-    init();
+    let _serial = init();
     const FRAMES: usize = 80; // 10 ms of 8 kHz S16LE mono: 160 bytes.
     const DATAGRAMS: u64 = 500;
     let imp = Impairment {
@@ -618,7 +622,7 @@ fn ncc(a: &[i16], b: &[i16], lag: i64, idx: impl Iterator<Item = usize>) -> f64 
 
 #[test]
 fn plays_through_autoaudiosink_into_pulseaudio() {
-    init();
+    let _serial = init();
     if let Err(e) = pactl(&["info"]) {
         panic!(
             "no PulseAudio server answers `pactl info` ({e}); run scripts/pulse-null-sink.sh \
@@ -897,7 +901,7 @@ fn plays_through_autoaudiosink_into_pulseaudio() {
 
 #[test]
 fn stock_udpsrc_feeds_plcjitterbuffer() {
-    init();
+    let _serial = init();
     const FRAMES: usize = 160; // 10 ms of 16 kHz S16LE mono: 320 bytes.
     const DATAGRAMS: u64 = 200;
     // udpsrc binds in NULL->READY and then reports the bound port.
@@ -967,7 +971,7 @@ fn stock_udpsrc_feeds_plcjitterbuffer() {
 /// are counted, and the audio is the sender's tone.
 #[test]
 fn stock_rtp_senders_through_netsim_feed_plcjitterbuffer() {
-    init();
+    let _serial = init();
     let cases = [
         (
             "L16",
