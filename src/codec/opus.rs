@@ -248,13 +248,13 @@ impl Drop for Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Packets from a libopus encoder with DRED (deep redundancy) on and in-band FEC off: 20 ms
     /// frames of a voiced, vowel-like signal. Encoding with DRED needs its request, which the
     /// `opus` crate does not wrap: this is the FFI boundary.
-    fn dred_packets(count: usize) -> Vec<Vec<u8>> {
+    pub(crate) fn dred_packets(count: usize) -> Vec<Vec<u8>> {
         let mut err = 0;
         // SAFETY: constructor; checked below.
         let enc =

@@ -676,3 +676,29 @@ fn late_talkspurt_start_with_marker_resyncs_at_once() {
     assert_eq!(&v[at..at + want.len()], &want[..]);
     sim.assert_cadence();
 }
+
+#[test]
+fn opus_dred_rebuilds_bursts_without_lbrr() {
+    let ms = NS_PER_MS as u64;
+    let packets = crate::codec::opus::tests::dred_packets(300);
+    let mut sim = Sim::new(Encoding::Opus, 48000, 1, 80 * ms);
+    // Bursts of 2 lost packets every 20, after a warm-up: no LBRR, so only DRED can help.
+    let lost = |k: usize| k > 60 && k % 20 < 2;
+    for (k, p) in packets.iter().enumerate() {
+        if lost(k) {
+            continue;
+        }
+        sim.push(k as u64 * 20 * ms, header(k as u16, (k * 960) as u32), p);
+    }
+    sim.run_until(6_100 * ms);
+    let r = sim.p.rtp_stats();
+    assert_eq!(r.fec_recovered, 0);
+    let bursts = (0..300).filter(|&k| lost(k) && !lost(k + 1)).count() as u64;
+    assert!(
+        r.dred_recovered >= bursts * 2 * 9 / 10,
+        "DRED rebuilt {} packets of {} lost",
+        r.dred_recovered,
+        bursts * 2
+    );
+    sim.assert_cadence();
+}
