@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Packet loss concealment for interleaved `f32` PCM.
 //!
-//! Pure DSP: no GStreamer types, no clock, and no allocation after [`Concealer::new`]. The caller
-//! (the jitter buffer) says, for every stretch of output, whether it is real audio
-//! ([`Concealer::real`]) or missing audio to be made up ([`Concealer::conceal`]).
+//! Pure DSP: no GStreamer types, no clock, and no allocation after [`Concealer::new`] (or
+//! [`Concealer::set_method`]). The caller (the jitter buffer) says, for every stretch of output,
+//! whether it is real audio ([`Concealer::real`]) or missing audio to be made up
+//! ([`Concealer::conceal`]). All time constants are in milliseconds, so every rate from 8 to
+//! 96 kHz behaves the same; all channels share one pitch period and one fade, which keeps the
+//! stereo image.
 //!
-//! # How a loss is concealed
+//! # Methods ([`PlcMethod`])
+//! * `Expand` (the default, `expand.rs`): pitch repetition mixed with LPC-shaped noise by
+//!   voicing, full level for 20 ms, then a mute slope that steepens with the loss, handing over
+//!   to comfort noise shaped like the background; phase-aligned merge. See `docs/concealment.md`.
+//! * `AppendixI`: the reference after ITU-T G.711 Appendix I, described below.
+//! * `SampleConstant`: the same algorithm with every constant counted in samples at 8 kHz, as
+//!   spandsp's PLC does (at 48 kHz: pitch 0.4-3.3 ms, silent after 10 ms). A reference only.
+//! * `Repeat`: the last 20 ms of output over and over, at full level, with hard edges.
+//! * `Silence`: zeros, with hard edges.
+//!
+//! # How `AppendixI` conceals a loss
 //! Waveform substitution after ITU-T G.711 Appendix I, without its 3.75 ms delay:
 //! * The concealer keeps the last [`HISTORY_MS`] of output (real and concealed).
 //! * On the first `conceal()` of a stretch it copies that history and estimates the pitch period
@@ -16,7 +29,7 @@
 //!   buzz on long losses). Level: full for 10 ms, then a linear slope reaching 0 at 60 ms (G.711's
 //!   20 % per 10 ms); from there on only zeros are produced (`substitution.rs`).
 //!
-//! # Edges
+//! # Edges (`AppendixI`, `SampleConstant` and `Expand`)
 //! * Start: the loop's own previous sample (the end of its last period) generally differs from
 //!   the last output sample. Their difference is added to the synthesis and decays to 0 along a
 //!   raised cosine over 2.5 ms, so the first concealed sample continues the output with the
@@ -28,13 +41,22 @@
 //!   small against the signal's; a continuation that is silent (faded out, or nothing usable in
 //!   the history) gives a 10 ms fade-in instead. The merge may span several `real()` calls.
 //!   After it, the loss state is gone: the next loss starts at full level with a new estimate.
+//! * `Expand` also aligns the phase at the end: it searches the shift (up to half a period
+//!   either way) of its continuation that best matches the first real samples, and moves the
+//!   continuation to it gradually during the cross-fade (a brief time warp, interpolated), so
+//!   the two waveforms being mixed agree instead of cancelling.
 
+mod background;
+mod expand;
 mod history;
+mod lpc;
 mod pitch;
 mod substitution;
 #[cfg(test)]
 mod tests;
 
+use background::Background;
+use expand::Expand;
 use history::History;
 use pitch::PitchSearch;
 use substitution::Stretch;
@@ -50,6 +72,13 @@ const HISTORY_MS: f32 = 70.0;
 const MERGE_MIN_MS: f32 = 5.0;
 /// Longest merge, also the length of the fade-in after a concealment that went silent.
 const MERGE_MAX_MS: f32 = 10.0;
+/// What `Repeat` repeats.
+const REPEAT_MS: f32 = 20.0;
+/// The rate at which `SampleConstant` counts its constants.
+const SAMPLE_CONSTANT_RATE: u32 = 8_000;
+/// The phase alignment of a merge is used when it raises the correlation of the continuation
+/// with the real audio by at least this much.
+const ALIGN_GAIN: f32 = 10.1;
 
 // The longest loop (and its seam) and the pitch search must fit, with 1 ms for rounding.
 const _: () = assert!(
@@ -58,7 +87,62 @@ const _: () = assert!(
             + pitch::MAX_PERIOD_MS / substitution::OVERLAP_DIVISOR as f32
             + 1.0
         && HISTORY_MS >= pitch::WINDOW_MS + pitch::MAX_PERIOD_MS + 1.0
+        && HISTORY_MS >= REPEAT_MS
+        && HISTORY_MS >= expand::LPC_WINDOW_MS
 );
+
+/// How a loss is concealed. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PlcMethod {
+    /// Zeros, hard edges.
+    Silence,
+    /// The last 20 ms repeated at full level, hard edges.
+    Repeat,
+    /// G.711 Appendix I's algorithm with its constants counted in samples at 8 kHz (like
+    /// spandsp): the reference for what sample constants do at higher rates.
+    SampleConstant,
+    /// The reference after ITU-T G.711 Appendix I.
+    AppendixI,
+    /// Pitch repetition mixed with shaped noise, a growing mute slope, comfort noise and a
+    /// phase-aligned merge.
+    #[default]
+    Expand,
+}
+
+impl PlcMethod {
+    /// Every method, in the order of the `plc` property.
+    pub const ALL: [PlcMethod; 5] = [
+        PlcMethod::Silence,
+        PlcMethod::Repeat,
+        PlcMethod::SampleConstant,
+        PlcMethod::AppendixI,
+        PlcMethod::Expand,
+    ];
+
+    /// The short name used by the `plc` property and the benchmark.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlcMethod::Silence => "silence",
+            PlcMethod::Repeat => "repeat",
+            PlcMethod::SampleConstant => "sample-constant",
+            PlcMethod::AppendixI => "appendix-i",
+            PlcMethod::Expand => "expand",
+        }
+    }
+
+    /// The method called `name` (see [`PlcMethod::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// Methods with a pitch loop, soft edges and a merge.
+    fn substitutes(self) -> bool {
+        matches!(
+            self,
+            PlcMethod::SampleConstant | PlcMethod::AppendixI | PlcMethod::Expand
+        )
+    }
+}
 
 /// What the last output was, as far as the next call is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +158,8 @@ enum State {
 /// Conceals lost audio and merges real audio back in without clicks. See the module docs.
 #[derive(Debug)]
 pub struct Concealer {
+    method: PlcMethod,
+    rate: u32,
     channels: usize,
     merge_min: usize,
     merge_max: usize,
@@ -82,35 +168,83 @@ pub struct Concealer {
     snapshot: Vec<f32>,
     pitch: PitchSearch,
     stretch: Stretch,
-    /// One frame of the concealment's continuation during a merge.
-    continuation: Vec<f32>,
+    expand: Expand,
+    background: Background,
+    /// The merge's continuation: `merge_lead` frames of past output, then the concealment's
+    /// continuation; read at `merge_lead + n + shift(n)`.
+    merge_buf: Vec<f32>,
+    merge_lead: usize,
+    /// Largest shift of a phase-aligned merge, frames.
+    max_shift: usize,
+    /// The phase alignment of the current merge (frames, + = later in the continuation).
+    shift: f32,
     /// The merge's cross-fade.
     merge_rise: Rise,
+    /// `Repeat`: the repeated segment length and position.
+    repeat_len: usize,
+    repeat_pos: usize,
     state: State,
     discontinuity: bool,
 }
 
 impl Concealer {
-    /// `rate` in Hz (8000..=96000), `channels` 1..=8. Samples are interleaved f32 in [-1, 1].
+    /// The default method ([`PlcMethod::Expand`]) at `rate` Hz (8000..=96000) and `channels`
+    /// (1..=8). Samples are interleaved f32 in [-1, 1].
     ///
     /// A rate outside the range is clamped into it and `channels` is at least 1, so nothing
     /// panics; more channels work but cost memory in proportion.
     pub fn new(rate: u32, channels: usize) -> Self {
+        Self::with_method(rate, channels, PlcMethod::default())
+    }
+
+    /// A concealer using `method`.
+    pub fn with_method(rate: u32, channels: usize, method: PlcMethod) -> Self {
         let rate = rate.clamp(MIN_RATE, MAX_RATE);
         let channels = channels.max(1);
-        let history = History::new(ms_to_frames(HISTORY_MS, rate), channels);
+        // SampleConstant: every constant counted at 8 kHz, whatever the real rate.
+        let engine = if method == PlcMethod::SampleConstant {
+            SAMPLE_CONSTANT_RATE
+        } else {
+            rate
+        };
+        let history = History::new(ms_to_frames(HISTORY_MS, engine), channels);
+        let merge_max = ms_to_frames(MERGE_MAX_MS, engine).max(1);
+        let max_shift = ms_to_frames(pitch::MAX_PERIOD_MS / 2.0, engine);
+        let expand = Expand::new(rate, channels);
         Self {
+            method,
+            rate,
             channels,
-            merge_min: ms_to_frames(MERGE_MIN_MS, rate).max(1),
-            merge_max: ms_to_frames(MERGE_MAX_MS, rate).max(1),
+            merge_min: ms_to_frames(MERGE_MIN_MS, engine).max(1),
+            merge_max,
             snapshot: vec![0.0; history.len()],
             history,
-            pitch: PitchSearch::new(rate),
-            stretch: Stretch::new(rate, channels),
-            continuation: vec![0.0; channels],
-            merge_rise: Rise::with_capacity(ms_to_frames(MERGE_MAX_MS, rate)),
+            pitch: PitchSearch::new(engine),
+            stretch: Stretch::new(engine, channels),
+            background: Background::new(rate, channels),
+            expand,
+            merge_buf: vec![0.0; (2 * max_shift + merge_max + 2) * channels],
+            merge_lead: 0,
+            max_shift,
+            shift: 0.0,
+            merge_rise: Rise::with_capacity(merge_max),
+            repeat_len: 0,
+            repeat_pos: 0,
             state: State::Idle,
             discontinuity: false,
+        }
+    }
+
+    /// The method in use.
+    pub fn method(&self) -> PlcMethod {
+        self.method
+    }
+
+    /// Switches to `method`. A change starts over (as after [`Concealer::reset`]) and
+    /// allocates; the same method again does nothing.
+    pub fn set_method(&mut self, method: PlcMethod) {
+        if method != self.method {
+            *self = Self::with_method(self.rate, self.channels, method);
         }
     }
 
@@ -118,6 +252,7 @@ impl Concealer {
     /// (no fade).
     pub fn reset(&mut self) {
         self.history.clear();
+        self.background.reset();
         self.state = State::Idle;
         self.discontinuity = false;
     }
@@ -135,20 +270,24 @@ impl Concealer {
         if samples.is_empty() {
             return;
         }
-        if self.history.available() == 0 {
-            // Nothing was output before: a stream start, whatever was asked.
+        if self.history.available() == 0 || !self.method.substitutes() {
+            // Nothing was output before (a stream start, whatever was asked), or a method with
+            // hard edges.
             self.state = State::Idle;
             self.discontinuity = false;
         } else if self.discontinuity {
-            self.start_stretch();
-            self.start_merge();
+            self.start_stretch(true);
+            self.start_merge(samples);
         } else if self.state == State::Concealing {
-            self.start_merge();
+            self.start_merge(samples);
         }
         if let State::Merging { .. } = self.state {
             self.merge(samples);
         }
         self.history.push(samples);
+        if self.method == PlcMethod::Expand {
+            self.background.push(samples);
+        }
     }
 
     /// Fill `out` (interleaved, whole frames, any length) with concealment that continues the
@@ -161,18 +300,21 @@ impl Concealer {
         if out.is_empty() {
             return;
         }
-        if self.history.available() == 0 {
+        if self.history.available() == 0 || self.method == PlcMethod::Silence {
             out.fill(0.0);
             self.state = State::Concealing;
+            if self.history.available() > 0 {
+                self.history.push(out);
+            }
             return;
         }
         if self.state != State::Concealing {
             // A new loss, or one during a merge: start over from the newest output.
-            self.start_stretch();
+            self.start_stretch(false);
             self.state = State::Concealing;
         }
         for frame in out.chunks_exact_mut(self.channels) {
-            self.stretch.next_frame(&self.snapshot, frame);
+            self.synthesize(frame);
         }
         self.history.push(out);
     }
@@ -188,29 +330,166 @@ impl Concealer {
     /// produced).
     pub fn is_silent(&self) -> bool {
         self.state == State::Concealing
-            && (self.history.available() == 0 || self.stretch.is_silent())
+            && (self.history.available() == 0
+                || match self.method {
+                    PlcMethod::Silence => true,
+                    PlcMethod::Repeat => false,
+                    PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.is_silent(),
+                    PlcMethod::Expand => self.expand.is_silent(),
+                })
     }
 
     /// Starts a concealed stretch from the current history: snapshot, pitch, start-edge offset.
-    fn start_stretch(&mut self) {
+    /// `splice`: only a continuation to cross-fade a discontinuity from (no loss): `Expand`
+    /// then continues with the pitch loop alone.
+    fn start_stretch(&mut self, splice: bool) {
         self.history.copy_to(&mut self.snapshot);
         let available = self.history.available();
-        let longest = substitution::longest_period(available);
-        let period = self.pitch.estimate(&self.snapshot, self.channels, longest);
-        self.stretch.start(&self.snapshot, available, period);
         self.discontinuity = false;
+        match self.method {
+            PlcMethod::Silence => {}
+            PlcMethod::Repeat => {
+                self.repeat_len = ms_to_frames(REPEAT_MS, self.rate).min(available).max(1);
+                self.repeat_pos = 0;
+            }
+            PlcMethod::SampleConstant | PlcMethod::AppendixI => {
+                let longest = substitution::longest_period(available);
+                let period = self.pitch.estimate(&self.snapshot, self.channels, longest);
+                self.stretch.start(&self.snapshot, available, period);
+            }
+            PlcMethod::Expand => {
+                let longest = substitution::longest_period(available);
+                let period = self.pitch.estimate(&self.snapshot, self.channels, longest);
+                let score = if splice { 1.0 } else { self.pitch.score() };
+                self.expand
+                    .start(&self.snapshot, available, period, score, &self.background);
+            }
+        }
     }
 
-    fn start_merge(&mut self) {
-        self.merge_rise.set_len(self.merge_len());
+    /// The next frame of the running stretch.
+    fn synthesize(&mut self, frame: &mut [f32]) {
+        match self.method {
+            PlcMethod::Silence => frame.fill(0.0),
+            PlcMethod::Repeat => {
+                let end = self.snapshot.len() / self.channels;
+                let i = (end - self.repeat_len + self.repeat_pos) * self.channels;
+                frame.copy_from_slice(&self.snapshot[i..i + self.channels]);
+                self.repeat_pos = (self.repeat_pos + 1) % self.repeat_len;
+            }
+            PlcMethod::SampleConstant | PlcMethod::AppendixI => {
+                self.stretch.next_frame(&self.snapshot, frame)
+            }
+            PlcMethod::Expand => self.expand.next_frame(&self.snapshot, frame),
+        }
+    }
+
+    /// Renders the continuation into `merge_buf` and, for `Expand`, finds the phase alignment
+    /// against the first real `samples`.
+    fn start_merge(&mut self, samples: &[f32]) {
+        let ch = self.channels;
+        let len = self.merge_len();
+        self.merge_rise.set_len(len);
+        let align = self.method == PlcMethod::Expand && !self.continuation_silent();
+        let lead = if align {
+            self.period()
+                .map_or(0, |p| (p / 2).min(self.max_shift))
+                .min(self.history.available())
+        } else {
+            0
+        };
+        self.merge_lead = lead;
+        // Past output, then the continuation (one spare frame for the interpolation).
+        let total = 2 * lead + len + 1;
+        self.history.copy_newest(&mut self.merge_buf[..lead * ch]);
+        // Taken out for the loop (an empty Vec does not allocate) so `synthesize` can borrow.
+        let mut buf = std::mem::take(&mut self.merge_buf);
+        for frame in buf[lead * ch..total * ch].chunks_exact_mut(ch) {
+            self.synthesize(frame);
+        }
+        self.merge_buf = buf;
+        self.shift = if lead > 0 {
+            self.best_shift(samples, lead, len)
+        } else {
+            0.0
+        };
         self.state = State::Merging { done: 0 };
     }
 
-    /// One pitch period clamped to the merge range, or the longest merge (a fade-in) when the
+    fn period(&self) -> Option<usize> {
+        match self.method {
+            PlcMethod::Expand => self.expand.period(),
+            PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.period(),
+            _ => None,
+        }
+    }
+
+    fn continuation_silent(&self) -> bool {
+        match self.method {
+            PlcMethod::Expand => self.expand.level() == 0.0,
+            _ => self.stretch.is_silent(),
+        }
+    }
+
+    /// The shift in `-lead..=lead` of the continuation that correlates best with the real
+    /// samples (over the merge, or what this call has of it), if it beats no shift by
+    /// [`ALIGN_GAIN`]; else 0.
+    fn best_shift(&self, samples: &[f32], lead: usize, len: usize) -> f32 {
+        let ch = self.channels;
+        let n = (samples.len() / ch).min(len);
+        if n < lead {
+            // Too little real audio to judge a phase.
+            return 0.0;
+        }
+        let real = &samples[..n * ch];
+        let real_energy: f64 = real.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        let score = |shift: isize| -> f32 {
+            let start = (lead as isize + shift) as usize * ch;
+            let cont = &self.merge_buf[start..start + n * ch];
+            let (mut dot, mut energy) = (0.0f64, 0.0f64);
+            for (&c, &r) in cont.iter().zip(real) {
+                dot += f64::from(c) * f64::from(r);
+                energy += f64::from(c) * f64::from(c);
+            }
+            let norm = (energy * real_energy).sqrt();
+            if norm > 1e-20 {
+                (dot / norm) as f32
+            } else {
+                0.0
+            }
+        };
+        // Coarse steps of about 1/16 ms, then the neighbours of the best one.
+        let step = (self.rate / 16_000).max(1) as isize;
+        let lead = lead as isize;
+        let mut best = (0isize, score(0));
+        let zero = best.1;
+        let mut s = -lead;
+        while s <= lead {
+            let v = score(s);
+            if v > best.1 {
+                best = (s, v);
+            }
+            s += step;
+        }
+        let center = best.0;
+        for s in (center - step + 1).max(-lead)..=(center + step - 1).min(lead) {
+            let v = score(s);
+            if v > best.1 {
+                best = (s, v);
+            }
+        }
+        if best.1 >= zero + ALIGN_GAIN {
+            best.0 as f32
+        } else {
+            0.0
+        }
+    }
+
+    /// One period clamped to the merge range, or the longest merge (a fade-in) when the
     /// continuation is silent.
     fn merge_len(&self) -> usize {
-        match self.stretch.period() {
-            Some(period) if !self.stretch.is_silent() => {
+        match self.period() {
+            Some(period) if !self.continuation_silent() => {
                 period.clamp(self.merge_min, self.merge_max)
             }
             _ => self.merge_max,
@@ -218,21 +497,27 @@ impl Concealer {
     }
 
     /// Cross-fades the start of `samples` from the concealment's continuation, as far as the
-    /// merge still goes.
+    /// merge still goes. The continuation moves to its aligned phase along the same curve.
     fn merge(&mut self, samples: &mut [f32]) {
         let State::Merging { mut done } = self.state else {
             return;
         };
+        let ch = self.channels;
         let len = self.merge_rise.len();
-        for frame in samples.chunks_exact_mut(self.channels) {
+        for frame in samples.chunks_exact_mut(ch) {
             if done >= len {
                 break;
             }
-            self.stretch
-                .next_frame(&self.snapshot, &mut self.continuation);
-            let w = f64::from(self.merge_rise.at(done));
-            for (s, &c) in frame.iter_mut().zip(&self.continuation) {
-                *s = saturate((1.0 - w) * f64::from(c) + w * f64::from(*s));
+            let w = self.merge_rise.at(done);
+            let pos = self.merge_lead as f32 + done as f32 + self.shift * w;
+            let i = pos.floor().max(0.0) as usize;
+            let frac = f64::from(pos - i as f32);
+            let a = &self.merge_buf[i * ch..(i + 1) * ch];
+            let b = &self.merge_buf[(i + 1) * ch..(i + 2) * ch];
+            let w = f64::from(w);
+            for ((s, &x), &y) in frame.iter_mut().zip(a).zip(b) {
+                let c = (1.0 - frac) * f64::from(x) + frac * f64::from(y);
+                *s = saturate((1.0 - w) * c + w * f64::from(*s));
             }
             done += 1;
         }

@@ -709,9 +709,10 @@ mod tests {
             s.concealed_frames + s.silent_frames,
             s.pushed * 80 - s.played_frames
         );
-        // The lost slot and the tail after the input ended (until it faded out) are synthesized.
+        // The lost slot and the tail after the input ended (until it faded out, within 100 ms)
+        // are synthesized.
         assert!(
-            s.concealed_frames >= 80 && s.concealed_frames <= 80 + 480,
+            s.concealed_frames >= 80 && s.concealed_frames <= 80 + 800,
             "{s:?}"
         );
     }

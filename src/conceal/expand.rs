@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `expand` concealment: pitch repetition mixed with LPC-shaped noise, a mute slope that
+//! steepens with the length of the loss, and a hand-over to comfort noise shaped like the
+//! background.
+//!
+//! Per concealed frame and channel `c`:
+//! ```text
+//! out = g(t) * (wv(t) * voiced[c] + wn(t) * k[c] * noise) + sqrt(1 - g(t)^2) * kb[c] * comfort
+//! ```
+//! * `voiced` is the pitch-period loop of [`Stretch`] at full level (with its start-edge
+//!   correction, seams and widening).
+//! * `noise` is white noise through the all-pole model of the newest [`LPC_WINDOW_MS`] of the
+//!   history (mono mix), its filter primed with the newest output, scaled to the history's
+//!   level; `k[c]` restores each channel's own level.
+//! * The mix follows the voicing `v` measured by the pitch search (normalized correlation):
+//!   `wv = sqrt(v)`, `wn = sqrt(1 - v)` (equal energy for uncorrelated parts). During the first
+//!   [`START_RAMP_MS`] the mix moves from the pure loop (which continues the last sample
+//!   exactly) to these weights.
+//! * `g(t)` is 1 for [`FULL_LEVEL_MS`], then falls by `SLOPE_DB * u + SLOPE_GROWTH_DB * u^2` dB
+//!   (`u` in 10 ms steps after the full-level time): the longer the loss, the steeper. Below
+//!   [`SILENT_DB`] it is 0.
+//! * `comfort` is noise through the model of the last background block (see `background.rs`),
+//!   at the background's level per channel, never louder than the recent history. With a
+//!   digitally silent background it is silence.
+//! * Every output is limited to the largest magnitude of its channel's history.
+
+use super::background::Background;
+use super::lpc::{Lpc, Noise, Synth};
+use super::substitution::Stretch;
+use super::{Rise, ms_to_frames, saturate};
+
+/// Loss time at full level.
+pub(super) const FULL_LEVEL_MS: f32 = 20.0;
+/// Mute slope: the first 10 ms after the full-level time lose this much (dB)...
+const SLOPE_DB: f64 = 1.5;
+/// ...and every further 10 ms loses this much more than the one before (dB).
+const SLOPE_GROWTH_DB: f64 = 1.5;
+/// Attenuation at which the concealment stops (exact zeros, or comfort noise only).
+const SILENT_DB: f64 = 60.0;
+/// Time over which the mix moves from the pure loop to the voicing's mix.
+pub(super) const START_RAMP_MS: f32 = 2.5;
+/// The loop stays one period long: the noise mix, not a wider loop, keeps long losses from
+/// buzzing, and a one-period seam matches best.
+const WIDEST_LOOP: usize = 3;
+/// History analysed for the noise model and the level.
+pub(super) const LPC_WINDOW_MS: f32 = 20.0;
+/// Correlation at or below which the history is taken as unvoiced (noise only)...
+const UNVOICED: f32 = 0.2;
+/// ...and at or above which as voiced (loop only).
+const VOICED: f32 = 0.6;
+
+#[derive(Debug)]
+pub(super) struct Expand {
+    channels: usize,
+    full_level: usize,
+    /// Frames per 10 ms, the slope's unit.
+    slope_unit: f64,
+    silent_at: usize,
+    stretch: Stretch,
+    lpc: Lpc,
+    noise_synth: Synth,
+    comfort_synth: Synth,
+    noise: Noise,
+    start_ramp: Rise,
+    window: usize,
+    /// Mono mix of the analysis window.
+    mono: Vec<f32>,
+    voiced_weight: f64,
+    noise_weight: f64,
+    /// Excitation level of the noise (mono) and of the comfort noise.
+    noise_excitation: f64,
+    comfort_excitation: f64,
+    /// Per channel: noise and comfort noise gains, peak of the history.
+    noise_gain: Vec<f64>,
+    comfort_gain: Vec<f64>,
+    peaks: Vec<f64>,
+    /// Scratch for one frame of the loop.
+    voiced: Vec<f32>,
+    elapsed: usize,
+    comfort: bool,
+    /// Frames after which only zeros (or comfort noise) come out in this stretch.
+    silent_from: usize,
+    /// The loop's start-edge correction length (a stretch with nothing else ends after it).
+    correction_len: usize,
+}
+
+impl Expand {
+    pub(super) fn new(rate: u32, channels: usize) -> Self {
+        let window = ms_to_frames(LPC_WINDOW_MS, rate).max(1);
+        let lpc = Lpc::new(rate, window);
+        let order = lpc.order();
+        let ramp = ms_to_frames(START_RAMP_MS, rate).max(1);
+        let mut start_ramp = Rise::with_capacity(ramp);
+        start_ramp.set_len(ramp);
+        let slope_unit = f64::from(rate) / 100.0;
+        // Solve SLOPE_DB u + SLOPE_GROWTH_DB u^2 = SILENT_DB for u.
+        let (b, c) = (SLOPE_DB, SLOPE_GROWTH_DB);
+        let u = (-b + (b * b + 4.0 * c * SILENT_DB).sqrt()) / (2.0 * c);
+        let full_level = ms_to_frames(FULL_LEVEL_MS, rate);
+        Self {
+            channels,
+            full_level,
+            slope_unit,
+            silent_at: full_level + (u * slope_unit).ceil() as usize,
+            stretch: Stretch::with_options(rate, channels, false, WIDEST_LOOP),
+            lpc,
+            noise_synth: Synth::new(order),
+            comfort_synth: Synth::new(order),
+            noise: Noise::new(0x2545_f491),
+            start_ramp,
+            window,
+            mono: vec![0.0; window],
+            voiced_weight: 1.0,
+            noise_weight: 0.0,
+            noise_excitation: 0.0,
+            comfort_excitation: 0.0,
+            noise_gain: vec![0.0; channels],
+            comfort_gain: vec![0.0; channels],
+            peaks: vec![0.0; channels],
+            voiced: vec![0.0; channels],
+            elapsed: 0,
+            comfort: false,
+            silent_from: 0,
+            correction_len: ms_to_frames(super::substitution::START_CORRECTION_MS, rate).max(1),
+        }
+    }
+
+    /// Starts a stretch continuing `snapshot` (interleaved, oldest first, the newest `available`
+    /// frames real output) with a loop of `period` frames, `score` the pitch correlation.
+    pub(super) fn start(
+        &mut self,
+        snapshot: &[f32],
+        available: usize,
+        period: Option<usize>,
+        score: f32,
+        background: &Background,
+    ) {
+        let ch = self.channels;
+        self.stretch.start(snapshot, available, period);
+        self.elapsed = 0;
+        let v = match period {
+            Some(_) => f64::from(((score - UNVOICED) / (VOICED - UNVOICED)).clamp(0.0, 1.0)),
+            None => 0.0,
+        };
+        self.voiced_weight = v.sqrt();
+        self.noise_weight = (1.0 - v).sqrt();
+
+        let frames = snapshot.len() / ch;
+        let avail = available.min(frames);
+        for (c, peak) in self.peaks.iter_mut().enumerate() {
+            *peak = snapshot[(frames - avail) * ch..]
+                .iter()
+                .skip(c)
+                .step_by(ch)
+                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+        }
+
+        // Noise model of the newest window (mono), and each channel's level in it. A history
+        // shorter than the window gives no reliable model: no noise then.
+        let n = if avail >= self.window { self.window } else { 0 };
+        let recent = &snapshot[(frames - n) * ch..];
+        let share = 1.0 / ch as f32;
+        let mono = &mut self.mono[..n];
+        for (m, frame) in mono.iter_mut().zip(recent.chunks_exact(ch)) {
+            *m = frame.iter().map(|&s| s * share).sum();
+        }
+        let energy = |it: &mut dyn Iterator<Item = f32>| -> f64 {
+            it.map(|x| f64::from(x) * f64::from(x)).sum::<f64>() / n.max(1) as f64
+        };
+        let mono_energy = energy(&mut mono.iter().copied());
+        let fitted = n > 0 && mono_energy > 1e-20 && self.lpc.fit(mono);
+        if !fitted {
+            // Nothing to mix in: the loop (or the fade of the last sample) alone.
+            self.voiced_weight = 1.0;
+            self.noise_weight = 0.0;
+        }
+        if fitted {
+            let gain = self.lpc.power_gain();
+            self.noise_excitation = (mono_energy / gain).sqrt();
+            self.noise_synth
+                .load(&self.lpc, mono.iter().map(|&x| f64::from(x)));
+        } else {
+            self.noise_excitation = 0.0;
+            self.noise_synth.load(&self.lpc, std::iter::empty());
+        }
+        let recent = &snapshot[(frames - avail.min(self.window)) * ch..];
+        let m = recent.len() / ch;
+        for c in 0..ch {
+            let e = recent
+                .iter()
+                .skip(c)
+                .step_by(ch)
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                / m.max(1) as f64;
+            self.noise_gain[c] = if fitted {
+                (e / mono_energy).sqrt().min(1e3)
+            } else {
+                0.0
+            };
+            // Comfort noise: the background's level, never above the recent level.
+            self.comfort_gain[c] = background.channel_energy(c).min(e);
+        }
+
+        // Comfort noise model.
+        let r = background.autocorrelation();
+        self.comfort = r[0] > 1e-20 && self.lpc.fit_autocorrelation(r);
+        if self.comfort {
+            let gain = self.lpc.power_gain();
+            self.comfort_excitation = (r[0] / gain).sqrt();
+            self.comfort_synth.load(&self.lpc, std::iter::empty());
+            for g in &mut self.comfort_gain {
+                *g = (*g / r[0]).sqrt().min(1e3);
+            }
+            // Prime the filter so the comfort noise starts in its steady state.
+            for _ in 0..4 * self.lpc.order() {
+                let e = self.noise.next() * self.comfort_excitation;
+                self.comfort_synth.next(e);
+            }
+        } else {
+            self.comfort_gain.fill(0.0);
+        }
+        self.silent_from = if period.is_none() && !fitted {
+            self.correction_len
+        } else {
+            self.silent_at
+        };
+    }
+
+    pub(super) fn period(&self) -> Option<usize> {
+        self.stretch.period()
+    }
+
+    /// Level of the concealment relative to the history (0 once faded).
+    pub(super) fn level(&self) -> f64 {
+        if self.elapsed >= self.silent_from {
+            0.0
+        } else if self.elapsed < self.full_level {
+            1.0
+        } else if self.elapsed >= self.silent_at.min(self.silent_from) {
+            0.0
+        } else {
+            let u = (self.elapsed - self.full_level) as f64 / self.slope_unit;
+            let db = SLOPE_DB * u + SLOPE_GROWTH_DB * u * u;
+            10f64.powf(-db / 20.0)
+        }
+    }
+
+    /// True once only zeros come out.
+    pub(super) fn is_silent(&self) -> bool {
+        self.elapsed >= self.silent_from && !self.comfort
+    }
+
+    /// Writes the next concealed frame into `frame` (one sample per channel).
+    pub(super) fn next_frame(&mut self, snapshot: &[f32], frame: &mut [f32]) {
+        let g = self.level();
+        if g == 0.0 && !self.comfort {
+            frame.fill(0.0);
+            self.elapsed = self.elapsed.saturating_add(1);
+            return;
+        }
+        let ramp = f64::from(self.start_ramp.at(self.elapsed));
+        let wv = self.voiced_weight + (1.0 - self.voiced_weight) * (1.0 - ramp);
+        let wn = self.noise_weight * ramp;
+        let noise = if g > 0.0 && wn > 0.0 && self.noise_excitation > 0.0 {
+            let e = self.noise.next() * self.noise_excitation;
+            self.noise_synth.next(e)
+        } else {
+            0.0
+        };
+        let comfort_w = (1.0 - g * g).max(0.0).sqrt();
+        let comfort = if self.comfort && comfort_w > 0.0 {
+            let e = self.noise.next() * self.comfort_excitation;
+            self.comfort_synth.next(e)
+        } else {
+            0.0
+        };
+        if g > 0.0 {
+            self.stretch.next_frame(snapshot, &mut self.voiced);
+        }
+        for (c, out) in frame.iter_mut().enumerate() {
+            let expanded = if g > 0.0 {
+                wv * f64::from(self.voiced[c]) + wn * self.noise_gain[c] * noise
+            } else {
+                0.0
+            };
+            let v = g * expanded + comfort_w * self.comfort_gain[c] * comfort;
+            let peak = self.peaks[c];
+            *out = saturate(v.clamp(-peak, peak));
+        }
+        self.elapsed = self.elapsed.saturating_add(1);
+    }
+}
