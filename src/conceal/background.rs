@@ -23,6 +23,8 @@ const NOISE_PREDICTION_GAIN_DB: f64 = 20.0;
 /// the floor: audio without such dynamics (a held tone, steady music) has no background to
 /// hand over to.
 const DYNAMICS_DB: f64 = 6.0;
+/// Share of the model kept when a new background block comes in.
+const SMOOTHING: f64 = 0.8;
 /// Fall of the peak per block (5 dB/s).
 const PEAK_FALL_DB: f64 = 0.05;
 /// The floor rises from at least this energy (-100 dB), so digital silence does not pin it.
@@ -114,14 +116,16 @@ impl Background {
         {
             let silent = !self.lpc.fit(&self.block);
             if silent || self.lpc.prediction_gain_db() <= NOISE_PREDICTION_GAIN_DB {
-                // The windowed autocorrelation's shape at the block's energy per sample.
+                // The windowed autocorrelation's shape at the block's energy per sample,
+                // averaged over the background blocks (a first-order smoother).
                 let r = self.lpc.autocorrelation();
                 let scale = if silent { 0.0 } else { energy / r[0] };
+                let keep = if self.r[0] > 0.0 { SMOOTHING } else { 0.0 };
                 for (dst, &src) in self.r.iter_mut().zip(r) {
-                    *dst = src * scale;
+                    *dst = keep * *dst + (1.0 - keep) * src * scale;
                 }
                 for (c, e) in self.channel_energy.iter_mut().zip(&self.energy) {
-                    *c = e / n;
+                    *c = keep * *c + (1.0 - keep) * e / n;
                 }
             }
         }

@@ -30,18 +30,26 @@ use super::substitution::Stretch;
 use super::{Rise, ms_to_frames, saturate};
 
 /// Loss time at full level.
-pub(super) const FULL_LEVEL_MS: f32 = 20.0;
+pub(super) const FULL_LEVEL_MS: f32 = 10.0;
 /// Mute slope: the first 10 ms after the full-level time lose this much (dB)...
-const SLOPE_DB: f64 = 1.5;
+const SLOPE_DB: f64 = 1.0;
 /// ...and every further 10 ms loses this much more than the one before (dB).
-const SLOPE_GROWTH_DB: f64 = 1.5;
-/// Attenuation at which the concealment stops (exact zeros, or comfort noise only).
-const SILENT_DB: f64 = 60.0;
+const SLOPE_GROWTH_DB: f64 = 0.5;
+/// Attenuation at which the concealment stops (exact zeros, or comfort noise only). The
+/// slope's level is lowered by this floor so it reaches 0 continuously.
+const SILENT_DB: f64 = 30.0;
 /// Time over which the mix moves from the pure loop to the voicing's mix.
 pub(super) const START_RAMP_MS: f32 = 2.5;
 /// The loop stays one period long: the noise mix, not a wider loop, keeps long losses from
 /// buzzing, and a one-period seam matches best.
-const WIDEST_LOOP: usize = 3;
+const WIDEST_LOOP: usize = 1;
+/// Share of the history's falling level (newest 10 ms against the 10 ms before, in dB)
+/// continued per 10 ms into the concealment: a word that was ending keeps ending...
+const TREND_SHARE: f64 = 1.0;
+/// ...beyond this much (level fluctuations of steady sounds are not a trend)...
+const TREND_DEADBAND_DB: f64 = 2.0;
+/// ...by at most this much per 10 ms.
+const TREND_MAX_DB: f64 = 10.0;
 /// History analysed for the noise model and the level.
 pub(super) const LPC_WINDOW_MS: f32 = 20.0;
 /// Correlation at or below which the history is taken as unvoiced (noise only)...
@@ -51,6 +59,13 @@ const VOICED: f32 = 0.6;
 
 #[derive(Debug)]
 pub(super) struct Expand {
+    slope_db: f64,
+    growth_db: f64,
+    /// Decline of the history's level (dB per 10 ms) continued into the concealment.
+    trend_db: f64,
+    trend_k: f64,
+    unvoiced: f32,
+    voiced_at: f32,
     channels: usize,
     full_level: usize,
     /// Frames per 10 ms, the slope's unit.
@@ -98,6 +113,12 @@ impl Expand {
         let u = (-b + (b * b + 4.0 * c * SILENT_DB).sqrt()) / (2.0 * c);
         let full_level = ms_to_frames(FULL_LEVEL_MS, rate);
         Self {
+            slope_db: b,
+            growth_db: c,
+            trend_db: 0.0,
+            trend_k: TREND_SHARE,
+            unvoiced: UNVOICED,
+            voiced_at: VOICED,
             channels,
             full_level,
             slope_unit,
@@ -139,10 +160,30 @@ impl Expand {
         self.stretch.start(snapshot, available, period);
         self.elapsed = 0;
         let v = match period {
-            Some(_) => f64::from(((score - UNVOICED) / (VOICED - UNVOICED)).clamp(0.0, 1.0)),
+            Some(_) => f64::from(
+                ((score - self.unvoiced) / (self.voiced_at - self.unvoiced)).clamp(0.0, 1.0),
+            ),
             None => 0.0,
         };
         self.voiced_weight = v.sqrt();
+        // The level trend: the newest 10 ms against the 10 ms before.
+        let unit = self.slope_unit.round() as usize;
+        self.trend_db = 0.0;
+        if self.trend_k > 0.0 && available >= 2 * unit && snapshot.len() / self.channels >= 2 * unit
+        {
+            let frames = snapshot.len() / self.channels;
+            let e = |from: usize| -> f64 {
+                snapshot[from * self.channels..(from + unit) * self.channels]
+                    .iter()
+                    .map(|&x| f64::from(x) * f64::from(x))
+                    .sum()
+            };
+            let (older, newer) = (e(frames - 2 * unit), e(frames - unit));
+            if newer > 0.0 {
+                let decline = 10.0 * (older / newer).log10() - TREND_DEADBAND_DB;
+                self.trend_db = (self.trend_k * decline).clamp(0.0, TREND_MAX_DB);
+            }
+        }
         self.noise_weight = (1.0 - v).sqrt();
 
         let frames = snapshot.len() / ch;
@@ -233,6 +274,11 @@ impl Expand {
 
     /// Level of the concealment relative to the history (0 once faded).
     pub(super) fn level(&self) -> f64 {
+        let trend = 10f64.powf(-self.trend_db * self.elapsed as f64 / self.slope_unit / 20.0);
+        trend * self.slope_level()
+    }
+
+    fn slope_level(&self) -> f64 {
         if self.elapsed >= self.silent_from {
             0.0
         } else if self.elapsed < self.full_level {
@@ -241,8 +287,9 @@ impl Expand {
             0.0
         } else {
             let u = (self.elapsed - self.full_level) as f64 / self.slope_unit;
-            let db = SLOPE_DB * u + SLOPE_GROWTH_DB * u * u;
-            10f64.powf(-db / 20.0)
+            let db = self.slope_db * u + self.growth_db * u * u;
+            let floor = 10f64.powf(-SILENT_DB / 20.0);
+            ((10f64.powf(-db / 20.0) - floor) / (1.0 - floor)).max(0.0)
         }
     }
 

@@ -50,16 +50,6 @@ impl History {
         self.available = (self.available + frames).min(cap / self.channels);
     }
 
-    /// Copies the newest `dst.len()` samples (whole frames, at most `len()`), oldest first.
-    pub(super) fn copy_newest(&self, dst: &mut [f32]) {
-        let n = dst.len();
-        let cap = self.samples.len();
-        let start = (self.head + cap - n) % cap;
-        let first = n.min(cap - start);
-        dst[..first].copy_from_slice(&self.samples[start..start + first]);
-        dst[first..].copy_from_slice(&self.samples[..n - first]);
-    }
-
     /// Copies the history, oldest first, into `dst` (of length `len()`).
     pub(super) fn copy_to(&self, dst: &mut [f32]) {
         let (newer, older) = self.samples.split_at(self.head);
@@ -87,12 +77,6 @@ mod tests {
         h.push(&[2.0, 2.5, 3.0, 3.5, 4.0, 4.5]);
         h.push(&[5.0, 5.5]);
         assert_eq!(linear(&h), [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5]);
-        let mut newest = [0.0; 4];
-        h.copy_newest(&mut newest);
-        assert_eq!(newest, [4.0, 4.5, 5.0, 5.5]);
-        let mut all = [0.0; 8];
-        h.copy_newest(&mut all);
-        assert_eq!(all, [2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 5.5]);
         assert_eq!(h.available(), 4);
         // Longer than the capacity: only the tail is kept.
         let long: Vec<f32> = (0..20).map(|i| i as f32).collect();

@@ -712,3 +712,146 @@ fn concealment_never_exceeds_the_recent_peak() {
         }
     }
 }
+
+/// Per-10 ms energies of `n` concealed chunks after 100 ms of `signal`.
+fn concealed_energies(c: &mut Concealer, signal: &Signal, n: usize) -> Vec<f64> {
+    let ten = signal.frames(10.0);
+    play(c, signal, &chunks(signal, 100.0, Op::Real));
+    (0..n)
+        .map(|_| {
+            let mut out = vec![0.0; ten * signal.channels()];
+            c.conceal(&mut out);
+            energy(&out)
+        })
+        .collect()
+}
+
+#[test]
+fn expand_mute_slope_grows_with_the_loss() {
+    for rate in RATES {
+        // 200 Hz: two whole periods per 10 ms, so a chunk's energy is its gain.
+        let signal = Signal::new(Wave::Sine { hz: 200.0 }, rate, 1);
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let e = concealed_energies(&mut c, &signal, 12);
+        let truth = energy(&signal.render(0, signal.frames(10.0)));
+        // Full level for 10 ms (a steady vowel has no falling trend).
+        assert!(db(e[0] / truth).abs() < 1.0, "{rate} Hz: {e:?}");
+        // Then every 10 ms loses more than the one before (until silence).
+        let steps: Vec<f64> = e[1..7].windows(2).map(|w| db(w[0] / w[1])).collect();
+        for w in steps.windows(2) {
+            assert!(w[1] > w[0], "{rate} Hz: steps {steps:?}");
+        }
+        assert!(steps[0] > 0.5 && steps[0] < 3.0, "{rate} Hz: {steps:?}");
+        // A clean signal has no background: silence within 80 ms.
+        assert!(e[8..].iter().all(|&x| x == 0.0), "{rate} Hz: {e:?}");
+        assert!(c.is_silent());
+    }
+}
+
+/// Low-passed noise at `level` (one-pole, coefficient 0.8), deterministic.
+fn background_noise(frames: usize, level: f32, seed: u32) -> Vec<f32> {
+    let mut noise = lpc::Noise::new(seed);
+    let mut prev = 0.0;
+    (0..frames)
+        .map(|_| {
+            prev = 0.8 * prev + 0.2 * noise.next();
+            level * prev as f32
+        })
+        .collect()
+}
+
+fn lag1(x: &[f32]) -> f64 {
+    let num: f64 = x
+        .windows(2)
+        .map(|w| f64::from(w[0]) * f64::from(w[1]))
+        .sum();
+    num / energy(x)
+}
+
+#[test]
+fn expand_hands_over_to_comfort_noise_like_the_background() {
+    for rate in RATES {
+        // Talk spurts (200 ms of a vowel) and pauses (200 ms), all over a background noise.
+        let frames = signal_frames(rate, 2000.0);
+        let bg = background_noise(frames, 0.01, 5);
+        let vowel = Signal::new(Wave::Voiced { f0: 150.0 }, rate, 1).render(0, frames);
+        let spurt = signal_frames(rate, 200.0);
+        let input: Vec<f32> = (0..frames)
+            .map(|n| bg[n] + if (n / spurt) % 2 == 0 { vowel[n] } else { 0.0 })
+            .collect();
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        // Real audio up to the middle of a spurt, then a 1 s loss.
+        let cut = signal_frames(rate, 1700.0);
+        let mut real = input[..cut].to_vec();
+        for chunk in real.chunks_mut(signal_frames(rate, 10.0)) {
+            c.real(chunk);
+        }
+        let mut out = vec![0.0; signal_frames(rate, 1000.0)];
+        for chunk in out.chunks_mut(signal_frames(rate, 10.0)) {
+            c.conceal(chunk);
+        }
+        assert!(!c.is_silent(), "{rate} Hz");
+        // The last half second: at the background's level (within 3 dB) and of its colour.
+        let tail = &out[out.len() / 2..];
+        let bg_tail = &bg[..tail.len()];
+        let level = db(energy(tail) / energy(bg_tail));
+        assert!(
+            level.abs() < 3.0,
+            "{rate} Hz: {level} dB against the background"
+        );
+        let (r_out, r_bg) = (lag1(tail), lag1(bg_tail));
+        // The one-pole colour scales with the rate only through the model: compare loosely.
+        assert!(
+            (r_out - r_bg).abs() < 0.15,
+            "{rate} Hz: lag-1 {r_out} vs {r_bg}"
+        );
+        // And it came there smoothly: no 10 ms chunk is louder than the spurt it continues.
+        let spurt_energy = energy(&input[cut - signal_frames(rate, 10.0)..cut]);
+        for chunk in out.chunks(signal_frames(rate, 10.0)) {
+            assert!(energy(chunk) < 1.3 * spurt_energy, "{rate} Hz");
+        }
+    }
+}
+
+fn signal_frames(rate: u32, ms: f32) -> usize {
+    ms_to_frames(ms, rate)
+}
+
+#[test]
+fn expand_conceals_noise_with_noise_of_its_level_and_colour() {
+    for rate in RATES {
+        let frames = signal_frames(rate, 300.0);
+        let x = background_noise(frames, 0.3, 11);
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let cut = signal_frames(rate, 200.0);
+        let mut real = x[..cut].to_vec();
+        c.real(&mut real);
+        let mut out = vec![0.0; signal_frames(rate, 40.0)];
+        c.conceal(&mut out);
+        let out = &out[..signal_frames(rate, 20.0)];
+        let truth = &x[cut..cut + out.len()];
+        let level = db(energy(out) / energy(truth));
+        assert!(level.abs() < 2.0, "{rate} Hz: {level} dB");
+        // Its colour: white noise would give about 0, a loop of the history about r_true.
+        let (r_out, r_true) = (lag1(out), lag1(truth));
+        assert!(
+            (r_out - r_true).abs() < 0.15,
+            "{rate} Hz: lag-1 {r_out} vs {r_true}"
+        );
+        // White noise (a fricative) is not concealed by a repeated loop: 10 ms of the
+        // concealment does not correlate with itself at any pitch lag the way a repetition
+        // would (about 1).
+        let mut white = lpc::Noise::new(17);
+        let x: Vec<f32> = (0..frames).map(|_| 0.2 * white.next() as f32).collect();
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let mut real = x[..cut].to_vec();
+        c.real(&mut real);
+        let mut out = vec![0.0; signal_frames(rate, 20.0)];
+        c.conceal(&mut out);
+        let half = out.len() / 2;
+        let self_corr = (signal_frames(rate, 2.5)..half)
+            .map(|lag| correlation(&out[half..], &out[half - lag..out.len() - lag]).abs())
+            .fold(0.0, f64::max);
+        assert!(self_corr < 0.5, "{rate} Hz: self-correlation {self_corr}");
+    }
+}

@@ -41,6 +41,7 @@ const MAX_LATENCY_MS: u32 = 10_000;
 const DEFAULT_STATS_INTERVAL_MS: u32 = 0;
 const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
 const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
+const DEFAULT_PLC: super::Plc = super::Plc::Expand;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +49,7 @@ struct Settings {
     latency_ms: u32,
     stats_interval_ms: u32,
     silence_until_data: bool,
+    plc: super::Plc,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
             silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
+            plc: DEFAULT_PLC,
         }
     }
 }
@@ -219,6 +222,16 @@ impl ObjectImpl for PlcJitterBuffer {
                     .default_value(DEFAULT_SILENCE_UNTIL_DATA)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("plc", DEFAULT_PLC)
+                    .nick("Concealment")
+                    .blurb(
+                        "How missing audio is concealed: expand (default), appendix-i, \
+                         sample-constant, repeat or silence (the last three are baselines for \
+                         comparison). Changeable while PLAYING (a change forgets the \
+                         concealment history).",
+                    )
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -264,6 +277,13 @@ impl ObjectImpl for PlcJitterBuffer {
                 lock(&self.settings).silence_until_data =
                     value.get().expect("type checked upstream");
             }
+            "plc" => {
+                let plc: super::Plc = value.get().expect("type checked upstream");
+                lock(&self.settings).plc = plc;
+                if let Some(p) = lock(&self.state).playout.as_mut() {
+                    p.set_plc_method(plc.into());
+                }
+            }
             "stats-interval" => {
                 let v: u32 = value.get().expect("type checked upstream");
                 lock(&self.settings).stats_interval_ms = v;
@@ -278,6 +298,7 @@ impl ObjectImpl for PlcJitterBuffer {
             "latency" => lock(&self.settings).latency_ms.to_value(),
             "stats-interval" => lock(&self.settings).stats_interval_ms.to_value(),
             "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
+            "plc" => lock(&self.settings).plc.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -546,7 +567,10 @@ impl PlcJitterBuffer {
 
     /// Applies new input caps: a new format starts a new stream.
     fn set_format(&self, format: Format) {
-        let latency_ms = lock(&self.settings).latency_ms;
+        let (latency_ms, plc) = {
+            let settings = lock(&self.settings);
+            (settings.latency_ms, settings.plc)
+        };
         let mut state = lock(&self.state);
         let same = state.format.as_ref().is_some_and(|f| {
             f.sample == format.sample && f.rate == format.rate && f.channels == format.channels
@@ -562,6 +586,7 @@ impl PlcJitterBuffer {
             .push(gst::event::Caps::new(&format.caps));
         if !same {
             let mut playout = Playout::new(format.rate, format.channels, ms_to_ns(latency_ms));
+            playout.set_plc_method(plc.into());
             if let Some(u) = state.upstream_latency {
                 playout.set_upstream_latency(u.nseconds());
             }
