@@ -7,18 +7,21 @@
 //! ```text
 //! out = g(t) * (wv(t) * voiced[c] + wn(t) * k[c] * noise) + sqrt(1 - g(t)^2) * kb[c] * comfort
 //! ```
-//! * `voiced` is the pitch-period loop of [`Stretch`] at full level (with its start-edge
-//!   correction, seams and widening).
+//! * `voiced` is the one-period loop of [`Stretch`] at full level (with its start-edge
+//!   correction and seam).
 //! * `noise` is white noise through the all-pole model of the newest [`LPC_WINDOW_MS`] of the
 //!   history (mono mix), its filter primed with the newest output, scaled to the history's
-//!   level; `k[c]` restores each channel's own level.
-//! * The mix follows the voicing `v` measured by the pitch search (normalized correlation):
-//!   `wv = sqrt(v)`, `wn = sqrt(1 - v)` (equal energy for uncorrelated parts). During the first
-//!   [`START_RAMP_MS`] the mix moves from the pure loop (which continues the last sample
-//!   exactly) to these weights.
+//!   level (or to its newest [`TAIL_MS`] when those are 3 dB quieter: a sound that was
+//!   ending); `k[c]` restores each channel's own level.
+//! * The mix follows the voicing `v` measured by the pitch search (normalized correlation,
+//!   mapped from [`UNVOICED`]..[`VOICED`] to 0..1): `wv = sqrt(v)`, `wn = sqrt(1 - v)` (equal
+//!   energy for uncorrelated parts). Both parts continue the last sample (the loop through its
+//!   start-edge correction, the noise through its primed filter), so during the first
+//!   [`START_RAMP_MS`] the weights move from a sum of 1 to equal power.
 //! * `g(t)` is 1 for [`FULL_LEVEL_MS`], then falls by `SLOPE_DB * u + SLOPE_GROWTH_DB * u^2` dB
-//!   (`u` in 10 ms steps after the full-level time): the longer the loss, the steeper. Below
-//!   [`SILENT_DB`] it is 0.
+//!   (`u` in 10 ms steps after the full-level time): the longer the loss, the steeper. It
+//!   reaches 0 continuously at [`SILENT_DB`]. When the history's level was falling (its newest
+//!   10 ms more than 2 dB below the 10 ms before), that decline goes on from the first sample.
 //! * `comfort` is noise through the model of the last background block (see `background.rs`),
 //!   at the background's level per channel, never louder than the recent history. With a
 //!   digitally silent background it is silence.
@@ -50,6 +53,10 @@ const TREND_SHARE: f64 = 1.0;
 const TREND_DEADBAND_DB: f64 = 2.0;
 /// ...by at most this much per 10 ms.
 const TREND_MAX_DB: f64 = 10.0;
+/// The noise takes the level of the newest this many ms of the history...
+const TAIL_MS: f32 = 5.0;
+/// ...when it is this much (energy ratio, -3 dB) below the window's: a sound that was ending.
+const TAIL_DROP: f64 = 0.5;
 /// History analysed for the noise model and the level.
 pub(super) const LPC_WINDOW_MS: f32 = 20.0;
 /// Correlation at or below which the history is taken as unvoiced (noise only)...
@@ -78,6 +85,8 @@ pub(super) struct Expand {
     noise: Noise,
     start_ramp: Rise,
     window: usize,
+    /// The newest part of the window whose level caps the noise's.
+    tail: usize,
     /// Mono mix of the analysis window.
     mono: Vec<f32>,
     voiced_weight: f64,
@@ -130,6 +139,7 @@ impl Expand {
             noise: Noise::new(0x2545_f491),
             start_ramp,
             window,
+            tail: ms_to_frames(TAIL_MS, rate).max(1),
             mono: vec![0.0; window],
             voiced_weight: 1.0,
             noise_weight: 0.0,
@@ -217,7 +227,19 @@ impl Expand {
         }
         if fitted {
             let gain = self.lpc.power_gain();
-            self.noise_excitation = (mono_energy / gain).sqrt();
+            // The level of the newest few ms if lower (a sound that was ending).
+            let tail = self.tail.min(n);
+            let tail_energy = mono[n - tail..]
+                .iter()
+                .map(|&x| f64::from(x) * f64::from(x))
+                .sum::<f64>()
+                / tail.max(1) as f64;
+            let level = if tail_energy < TAIL_DROP * mono_energy {
+                tail_energy
+            } else {
+                mono_energy
+            };
+            self.noise_excitation = (level / gain).sqrt();
             self.noise_synth
                 .load(&self.lpc, mono.iter().map(|&x| f64::from(x)));
         } else {
@@ -306,9 +328,13 @@ impl Expand {
             self.elapsed = self.elapsed.saturating_add(1);
             return;
         }
+        // Both parts continue the last sample (the loop through its start-edge correction, the
+        // noise through its primed filter): their weights start normalized to a sum of 1 and
+        // move to equal power.
         let ramp = f64::from(self.start_ramp.at(self.elapsed));
-        let wv = self.voiced_weight + (1.0 - self.voiced_weight) * (1.0 - ramp);
-        let wn = self.noise_weight * ramp;
+        let (a, b) = (self.voiced_weight, self.noise_weight);
+        let norm = (a + b) + (1.0 - (a + b)) * ramp;
+        let (wv, wn) = (a / norm, b / norm);
         let noise = if g > 0.0 && wn > 0.0 && self.noise_excitation > 0.0 {
             let e = self.noise.next() * self.noise_excitation;
             self.noise_synth.next(e)

@@ -175,8 +175,10 @@ pub(super) fn autocorrelation(x: &[f64], r: &mut [f64]) {
 /// An all-pole synthesis filter with its own copy of the coefficients and state.
 #[derive(Debug)]
 pub(super) struct Synth {
+    /// The coefficients `a[1..]`, newest-first order (`rev[k - 1] = a[k]`).
     a: Vec<f64>,
-    /// The last `order` outputs, newest at `pos - 1` (a ring).
+    /// The past outputs, twice: `state[pos..pos + order]` are the last `order` outputs, newest
+    /// first, so one slice serves the whole dot product without wrapping.
     state: Vec<f64>,
     pos: usize,
 }
@@ -184,8 +186,8 @@ pub(super) struct Synth {
 impl Synth {
     pub(super) fn new(order: usize) -> Self {
         Self {
-            a: vec![0.0; order + 1],
-            state: vec![0.0; order],
+            a: vec![0.0; order],
+            state: vec![0.0; 2 * order],
             pos: 0,
         }
     }
@@ -193,30 +195,33 @@ impl Synth {
     /// Takes the coefficients of `lpc` and the past outputs `past` (oldest first; zeros if
     /// shorter than the order).
     pub(super) fn load(&mut self, lpc: &Lpc, past: impl DoubleEndedIterator<Item = f64>) {
-        self.a.copy_from_slice(lpc.coefficients());
+        self.a.copy_from_slice(&lpc.coefficients()[1..]);
         self.state.fill(0.0);
+        let order = self.a.len();
         self.pos = 0;
-        let order = self.state.len();
-        // Newest sample last: fill backwards from the end of the ring.
+        // Newest first from `pos`.
         for (i, v) in past.rev().take(order).enumerate() {
-            self.state[order - 1 - i] = v;
+            self.state[i] = v;
+            self.state[i + order] = v;
         }
     }
 
     /// One output for excitation `e`.
     pub(super) fn next(&mut self, e: f64) -> f64 {
-        let order = self.state.len();
-        let mut y = e;
-        // state[(pos + order - k) % order] holds y[n - k].
-        for k in 1..=order {
-            let idx = (self.pos + order - k) % order;
-            y -= self.a[k] * self.state[idx];
-        }
+        let order = self.a.len();
+        let past = &self.state[self.pos..self.pos + order];
+        let mut y = e - self.a.iter().zip(past).map(|(a, s)| a * s).sum::<f64>();
         if !y.is_finite() {
             y = 0.0;
         }
+        // The new output becomes the newest: one slot before `pos` (mirrored).
+        self.pos = if self.pos == 0 {
+            order - 1
+        } else {
+            self.pos - 1
+        };
         self.state[self.pos] = y;
-        self.pos = (self.pos + 1) % order;
+        self.state[self.pos + order] = y;
         y
     }
 }

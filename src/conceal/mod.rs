@@ -51,6 +51,7 @@ mod background;
 mod expand;
 mod history;
 mod lpc;
+mod neural;
 mod pitch;
 mod substitution;
 #[cfg(test)]
@@ -59,6 +60,7 @@ mod tests;
 use background::Background;
 use expand::Expand;
 use history::History;
+use neural::Neural;
 use pitch::PitchSearch;
 use substitution::Stretch;
 
@@ -76,6 +78,10 @@ const MERGE_MAX_MS: f32 = 10.0;
 /// `Expand`'s merge: shorter (measured: a 2.5-5 ms merge scores higher than 5-10 ms on speech).
 const EXPAND_MERGE_MIN_MS: f32 = 2.5;
 const EXPAND_MERGE_MAX_MS: f32 = 5.0;
+/// `Neural`: full level for this long (the model attenuates by itself too)...
+const NEURAL_FULL_MS: f32 = 100.0;
+/// ...then a linear fade to silence at this loss time.
+const NEURAL_SILENT_MS: f32 = 200.0;
 /// What `Repeat` repeats.
 const REPEAT_MS: f32 = 20.0;
 /// The rate at which `SampleConstant` counts its constants.
@@ -108,16 +114,19 @@ pub enum PlcMethod {
     /// phase-aligned merge.
     #[default]
     Expand,
+    /// libopus's deep PLC (a neural network) on 16 kHz mono streams; `Expand` otherwise.
+    Neural,
 }
 
 impl PlcMethod {
     /// Every method, in the order of the `plc` property.
-    pub const ALL: [PlcMethod; 5] = [
+    pub const ALL: [PlcMethod; 6] = [
         PlcMethod::Silence,
         PlcMethod::Repeat,
         PlcMethod::SampleConstant,
         PlcMethod::AppendixI,
         PlcMethod::Expand,
+        PlcMethod::Neural,
     ];
 
     /// The short name used by the `plc` property and the benchmark.
@@ -128,6 +137,7 @@ impl PlcMethod {
             PlcMethod::SampleConstant => "sample-constant",
             PlcMethod::AppendixI => "appendix-i",
             PlcMethod::Expand => "expand",
+            PlcMethod::Neural => "neural",
         }
     }
 
@@ -140,7 +150,10 @@ impl PlcMethod {
     fn substitutes(self) -> bool {
         matches!(
             self,
-            PlcMethod::SampleConstant | PlcMethod::AppendixI | PlcMethod::Expand
+            PlcMethod::SampleConstant
+                | PlcMethod::AppendixI
+                | PlcMethod::Expand
+                | PlcMethod::Neural
         )
     }
 }
@@ -159,7 +172,17 @@ enum State {
 /// Conceals lost audio and merges real audio back in without clicks. See the module docs.
 #[derive(Debug)]
 pub struct Concealer {
+    /// The method asked for; `running` is the one running (`Neural` falls back to `Expand`).
     method: PlcMethod,
+    running: PlcMethod,
+    /// `Neural`: the model, and its stretch's start-edge offset, level and elapsed frames.
+    neural: Option<Box<Neural>>,
+    neural_offset: f64,
+    neural_peak: f64,
+    neural_elapsed: usize,
+    neural_full: usize,
+    neural_silent: usize,
+    correction: Rise,
     rate: u32,
     channels: usize,
     merge_min: usize,
@@ -196,6 +219,14 @@ impl Concealer {
     pub fn with_method(rate: u32, channels: usize, method: PlcMethod) -> Self {
         let rate = rate.clamp(MIN_RATE, MAX_RATE);
         let channels = channels.max(1);
+        let neural_runs = rate == neural::RATE && channels == 1;
+        let running = match method {
+            PlcMethod::Neural if !neural_runs => PlcMethod::Expand,
+            m => m,
+        };
+        let correction_len = ms_to_frames(substitution::START_CORRECTION_MS, rate).max(1);
+        let mut correction = Rise::with_capacity(correction_len);
+        correction.set_len(correction_len);
         // SampleConstant: every constant counted at 8 kHz, whatever the real rate.
         let engine = if method == PlcMethod::SampleConstant {
             SAMPLE_CONSTANT_RATE
@@ -203,15 +234,24 @@ impl Concealer {
             rate
         };
         let history = History::new(ms_to_frames(HISTORY_MS, engine), channels);
-        let (merge_min_ms, merge_max_ms) = if method == PlcMethod::Expand {
-            (EXPAND_MERGE_MIN_MS, EXPAND_MERGE_MAX_MS)
-        } else {
-            (MERGE_MIN_MS, MERGE_MAX_MS)
-        };
+        let (merge_min_ms, merge_max_ms) =
+            if matches!(method, PlcMethod::Expand | PlcMethod::Neural) {
+                (EXPAND_MERGE_MIN_MS, EXPAND_MERGE_MAX_MS)
+            } else {
+                (MERGE_MIN_MS, MERGE_MAX_MS)
+            };
         let merge_max = ms_to_frames(merge_max_ms, engine).max(1);
         let expand = Expand::new(rate, channels);
         Self {
             method,
+            running,
+            neural: (running == PlcMethod::Neural).then(|| Box::new(Neural::new())),
+            neural_offset: 0.0,
+            neural_peak: 0.0,
+            neural_elapsed: 0,
+            neural_full: ms_to_frames(NEURAL_FULL_MS, rate),
+            neural_silent: ms_to_frames(NEURAL_SILENT_MS, rate),
+            correction,
             rate,
             channels,
             merge_min: ms_to_frames(merge_min_ms, engine).max(1),
@@ -231,7 +271,7 @@ impl Concealer {
         }
     }
 
-    /// The method in use.
+    /// The method asked for (see [`PlcMethod::Neural`] for when it runs as `Expand`).
     pub fn method(&self) -> PlcMethod {
         self.method
     }
@@ -249,6 +289,9 @@ impl Concealer {
     pub fn reset(&mut self) {
         self.history.clear();
         self.background.reset();
+        if let Some(n) = self.neural.as_mut() {
+            n.reset();
+        }
         self.state = State::Idle;
         self.discontinuity = false;
     }
@@ -266,7 +309,7 @@ impl Concealer {
         if samples.is_empty() {
             return;
         }
-        if self.history.available() == 0 || !self.method.substitutes() {
+        if self.history.available() == 0 || !self.running.substitutes() {
             // Nothing was output before (a stream start, whatever was asked), or a method with
             // hard edges.
             self.state = State::Idle;
@@ -281,8 +324,11 @@ impl Concealer {
             self.merge(samples);
         }
         self.history.push(samples);
-        if self.method == PlcMethod::Expand {
+        if self.running == PlcMethod::Expand {
             self.background.push(samples);
+        }
+        if let Some(n) = self.neural.as_mut() {
+            n.push_real(samples.iter().copied());
         }
     }
 
@@ -296,7 +342,7 @@ impl Concealer {
         if out.is_empty() {
             return;
         }
-        if self.history.available() == 0 || self.method == PlcMethod::Silence {
+        if self.history.available() == 0 || self.running == PlcMethod::Silence {
             out.fill(0.0);
             self.state = State::Concealing;
             if self.history.available() > 0 {
@@ -327,11 +373,12 @@ impl Concealer {
     pub fn is_silent(&self) -> bool {
         self.state == State::Concealing
             && (self.history.available() == 0
-                || match self.method {
+                || match self.running {
                     PlcMethod::Silence => true,
                     PlcMethod::Repeat => false,
                     PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.is_silent(),
                     PlcMethod::Expand => self.expand.is_silent(),
+                    PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
                 })
     }
 
@@ -342,7 +389,7 @@ impl Concealer {
         self.history.copy_to(&mut self.snapshot);
         let available = self.history.available();
         self.discontinuity = false;
-        match self.method {
+        match self.running {
             PlcMethod::Silence => {}
             PlcMethod::Repeat => {
                 self.repeat_len = ms_to_frames(REPEAT_MS, self.rate).min(available).max(1);
@@ -352,6 +399,17 @@ impl Concealer {
                 let longest = substitution::longest_period(available);
                 let period = self.pitch.estimate(&self.snapshot, self.channels, longest);
                 self.stretch.start(&self.snapshot, available, period);
+            }
+            PlcMethod::Neural => {
+                let n = self.neural.as_mut().expect("neural model");
+                n.start();
+                let first = f64::from(n.peek());
+                let frames = self.snapshot.len();
+                self.neural_offset = f64::from(self.snapshot[frames - 1]) - first;
+                self.neural_peak = self.snapshot[frames - available.min(frames)..]
+                    .iter()
+                    .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+                self.neural_elapsed = 0;
             }
             PlcMethod::Expand => {
                 let longest = substitution::longest_period(available);
@@ -365,7 +423,7 @@ impl Concealer {
 
     /// The next frame of the running stretch.
     fn synthesize(&mut self, frame: &mut [f32]) {
-        match self.method {
+        match self.running {
             PlcMethod::Silence => frame.fill(0.0),
             PlcMethod::Repeat => {
                 let end = self.snapshot.len() / self.channels;
@@ -377,11 +435,30 @@ impl Concealer {
                 self.stretch.next_frame(&self.snapshot, frame)
             }
             PlcMethod::Expand => self.expand.next_frame(&self.snapshot, frame),
+            PlcMethod::Neural => {
+                let n = self.neural.as_mut().expect("neural model");
+                let t = self.neural_elapsed;
+                let gain = if t < self.neural_full {
+                    1.0
+                } else if t >= self.neural_silent {
+                    0.0
+                } else {
+                    (self.neural_silent - t) as f64 / (self.neural_silent - self.neural_full) as f64
+                };
+                let x = f64::from(n.next_sample()) * gain;
+                let correction = 1.0 - f64::from(self.correction.at(t));
+                let peak = self.neural_peak;
+                frame[0] = saturate((x + self.neural_offset * correction).clamp(-peak, peak));
+                self.neural_elapsed = t.saturating_add(1);
+            }
         }
     }
 
     /// Renders the continuation into `merge_buf`.
     fn start_merge(&mut self) {
+        if let Some(n) = self.neural.as_mut() {
+            n.mark_real_start();
+        }
         let ch = self.channels;
         let len = self.merge_len();
         self.merge_rise.set_len(len);
@@ -395,7 +472,7 @@ impl Concealer {
     }
 
     fn period(&self) -> Option<usize> {
-        match self.method {
+        match self.running {
             PlcMethod::Expand => self.expand.period(),
             PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.period(),
             _ => None,
@@ -403,8 +480,9 @@ impl Concealer {
     }
 
     fn continuation_silent(&self) -> bool {
-        match self.method {
+        match self.running {
             PlcMethod::Expand => self.expand.level() == 0.0,
+            PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
             _ => self.stretch.is_silent(),
         }
     }

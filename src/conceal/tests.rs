@@ -777,7 +777,14 @@ fn expand_hands_over_to_comfort_noise_like_the_background() {
         let vowel = Signal::new(Wave::Voiced { f0: 150.0 }, rate, 1).render(0, frames);
         let spurt = signal_frames(rate, 200.0);
         let input: Vec<f32> = (0..frames)
-            .map(|n| bg[n] + if (n / spurt) % 2 == 0 { vowel[n] } else { 0.0 })
+            .map(|n| {
+                bg[n]
+                    + if (n / spurt).is_multiple_of(2) {
+                        vowel[n]
+                    } else {
+                        0.0
+                    }
+            })
             .collect();
         let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
         // Real audio up to the middle of a spurt, then a 1 s loss.
@@ -853,5 +860,48 @@ fn expand_conceals_noise_with_noise_of_its_level_and_colour() {
             .map(|lag| correlation(&out[half..], &out[half - lag..out.len() - lag]).abs())
             .fold(0.0, f64::max);
         assert!(self_corr < 0.5, "{rate} Hz: self-correlation {self_corr}");
+    }
+}
+
+#[test]
+fn neural_continues_a_vowel_at_16k_mono() {
+    for wave in [
+        Wave::Voiced { f0: 120.0 },
+        Wave::Vibrato {
+            f0: 210.0,
+            depth: 0.03,
+        },
+    ] {
+        let signal = Signal::new(wave, 16000, 1);
+        let mut c = Concealer::with_method(16000, 1, PlcMethod::Neural);
+        let (ops, start, end) = loss_scenario(&signal, 20.0);
+        let out = play(&mut c, &signal, &ops);
+        let truth = signal.render(0, out.len());
+        let lost = start..end;
+        let level = db(energy(&out[lost.clone()]) / energy(&truth[lost.clone()]));
+        let r = correlation(&out[lost.clone()], &truth[lost]);
+        println!("{wave:?}: level {level:.1} dB, correlation {r:.2}");
+        assert!(level.abs() < 2.0, "{wave:?}: level {level} dB");
+        assert!(r > 0.8, "{wave:?}: correlation {r}");
+        assert_no_click(&out, &signal, start - 10..start + 10, "neural start");
+        assert_no_click(&out, &signal, end - 10..end + 10, "neural end");
+        // After the merge the real audio passes untouched.
+        let after = end + signal.frames(MERGE_MAX_MS);
+        assert_eq!(out[after..], truth[after..]);
+    }
+}
+
+#[test]
+fn neural_is_expand_where_the_model_does_not_run() {
+    for (rate, channels) in [(48000, 1), (8000, 1), (16000, 2)] {
+        let signal = Signal::new(Wave::Voiced { f0: 150.0 }, rate, channels);
+        let (ops, _, _) = loss_scenario(&signal, 40.0);
+        let mut neural = Concealer::with_method(rate, channels, PlcMethod::Neural);
+        let mut expand = Concealer::with_method(rate, channels, PlcMethod::Expand);
+        assert_eq!(neural.method(), PlcMethod::Neural);
+        assert_eq!(
+            play(&mut neural, &signal, &ops),
+            play(&mut expand, &signal, &ops)
+        );
     }
 }

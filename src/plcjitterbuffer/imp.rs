@@ -225,7 +225,7 @@ impl ObjectImpl for PlcJitterBuffer {
                 glib::ParamSpecEnum::builder_with_default("plc", DEFAULT_PLC)
                     .nick("Concealment")
                     .blurb(
-                        "How missing audio is concealed: expand (default), appendix-i, \
+                        "How missing audio is concealed: expand (default), neural (16 kHz mono), appendix-i, \
                          sample-constant, repeat or silence (the last three are baselines for \
                          comparison). Changeable while PLAYING (a change forgets the \
                          concealment history).",

@@ -40,6 +40,11 @@ pub enum Plc {
         nick = "expand"
     )]
     Expand = 4,
+    #[enum_value(
+        name = "Neural: libopus's deep PLC on 16 kHz mono streams (expand otherwise)",
+        nick = "neural"
+    )]
+    Neural = 5,
 }
 
 impl From<Plc> for PlcMethod {
@@ -50,6 +55,7 @@ impl From<Plc> for PlcMethod {
             Plc::SampleConstant => PlcMethod::SampleConstant,
             Plc::AppendixI => PlcMethod::AppendixI,
             Plc::Expand => PlcMethod::Expand,
+            Plc::Neural => PlcMethod::Neural,
         }
     }
 }
