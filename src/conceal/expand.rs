@@ -25,7 +25,9 @@
 //! * `comfort` is noise through the model of the last background block (see `background.rs`),
 //!   at the background's level per channel, never louder than the recent history. With a
 //!   digitally silent background it is silence.
-//! * Every output is limited to the largest magnitude of its channel's history.
+//! * Every output is limited to the largest magnitude of its channel's history, and during the
+//!   first [`START_LIMIT_MS`] to a limit rising from 1.2 times the peak of its newest
+//!   [`RECENT_PEAK_MS`] (no burst at the start when older, louder audio is repeated).
 
 use super::background::Background;
 use super::lpc::{Lpc, Noise, Synth};
@@ -53,6 +55,11 @@ const TREND_SHARE: f64 = 1.0;
 const TREND_DEADBAND_DB: f64 = 2.0;
 /// ...by at most this much per 10 ms.
 const TREND_MAX_DB: f64 = 10.0;
+/// The output starts limited to `START_HEADROOM` times the peak of the newest
+/// `RECENT_PEAK_MS`, a limit that rises to the history's peak over `START_LIMIT_MS`.
+const RECENT_PEAK_MS: f32 = 2.5;
+const START_HEADROOM: f64 = 1.2;
+const START_LIMIT_MS: f32 = 5.0;
 /// The noise takes the level of the newest this many ms of the history...
 const TAIL_MS: f32 = 5.0;
 /// ...when it is this much (energy ratio, -3 dB) below the window's: a sound that was ending.
@@ -98,6 +105,11 @@ pub(super) struct Expand {
     noise_gain: Vec<f64>,
     comfort_gain: Vec<f64>,
     peaks: Vec<f64>,
+    /// Per channel: peak of the newest `recent` frames, and the time over which the output's
+    /// limit rises from it to `peaks`.
+    recent_peaks: Vec<f64>,
+    recent: usize,
+    limit_len: usize,
     /// Scratch for one frame of the loop.
     voiced: Vec<f32>,
     elapsed: usize,
@@ -148,6 +160,9 @@ impl Expand {
             noise_gain: vec![0.0; channels],
             comfort_gain: vec![0.0; channels],
             peaks: vec![0.0; channels],
+            recent_peaks: vec![0.0; channels],
+            recent: ms_to_frames(RECENT_PEAK_MS, rate).max(1),
+            limit_len: ms_to_frames(START_LIMIT_MS, rate).max(1),
             voiced: vec![0.0; channels],
             elapsed: 0,
             comfort: false,
@@ -167,6 +182,28 @@ impl Expand {
         background: &Background,
     ) {
         let ch = self.channels;
+        // A loop louder than the newest few ms of the history (a sound that was ending, with
+        // a loud older period) plays at the newest level.
+        let frames = snapshot.len() / ch;
+        let scale = match period {
+            Some(p) if p <= available => {
+                let level = |n: usize| {
+                    snapshot[(frames - n) * ch..]
+                        .iter()
+                        .map(|&x| f64::from(x) * f64::from(x))
+                        .sum::<f64>()
+                        / n as f64
+                };
+                let (tail, looped) = (level(self.tail.min(available)), level(p));
+                if looped > 0.0 && tail < looped {
+                    (tail / looped).sqrt()
+                } else {
+                    1.0
+                }
+            }
+            _ => 1.0,
+        };
+        self.stretch.set_scale(scale);
         self.stretch.start(snapshot, available, period);
         self.elapsed = 0;
         let v = match period {
@@ -196,14 +233,17 @@ impl Expand {
         }
         self.noise_weight = (1.0 - v).sqrt();
 
-        let frames = snapshot.len() / ch;
         let avail = available.min(frames);
-        for (c, peak) in self.peaks.iter_mut().enumerate() {
-            *peak = snapshot[(frames - avail) * ch..]
+        let peak_of = |n: usize, c: usize| {
+            snapshot[(frames - n) * ch..]
                 .iter()
                 .skip(c)
                 .step_by(ch)
-                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
+        };
+        for c in 0..ch {
+            self.peaks[c] = peak_of(avail, c);
+            self.recent_peaks[c] = peak_of(self.recent.min(avail), c);
         }
 
         // Noise model of the newest window (mono), and each channel's level in it. A history
@@ -358,7 +398,15 @@ impl Expand {
                 0.0
             };
             let v = g * expanded + comfort_w * self.comfort_gain[c] * comfort;
-            let peak = self.peaks[c];
+            // The start may not jump above the newest peak (the loop and the noise model may
+            // hold louder, older audio): the limit rises from it to the history's peak.
+            let peak = if self.elapsed < self.limit_len {
+                let w = self.elapsed as f64 / self.limit_len as f64;
+                let recent = START_HEADROOM * self.recent_peaks[c];
+                (recent + (self.peaks[c] - recent) * w).min(self.peaks[c])
+            } else {
+                self.peaks[c]
+            };
             *out = saturate(v.clamp(-peak, peak));
         }
         self.elapsed = self.elapsed.saturating_add(1);

@@ -179,6 +179,10 @@ pub struct Concealer {
     neural: Option<Box<Neural>>,
     neural_offset: f64,
     neural_peak: f64,
+    /// Peak of the newest `neural_recent` frames (2.5 ms), the start's limit (rising to
+    /// `neural_peak` over the same time).
+    neural_recent_peak: f64,
+    neural_recent: usize,
     neural_elapsed: usize,
     neural_full: usize,
     neural_silent: usize,
@@ -248,6 +252,8 @@ impl Concealer {
             neural: (running == PlcMethod::Neural).then(|| Box::new(Neural::new())),
             neural_offset: 0.0,
             neural_peak: 0.0,
+            neural_recent_peak: 0.0,
+            neural_recent: correction_len,
             neural_elapsed: 0,
             neural_full: ms_to_frames(NEURAL_FULL_MS, rate),
             neural_silent: ms_to_frames(NEURAL_SILENT_MS, rate),
@@ -406,9 +412,13 @@ impl Concealer {
                 let first = f64::from(n.peek());
                 let frames = self.snapshot.len();
                 self.neural_offset = f64::from(self.snapshot[frames - 1]) - first;
-                self.neural_peak = self.snapshot[frames - available.min(frames)..]
-                    .iter()
-                    .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+                let peak_of = |n: usize| {
+                    self.snapshot[frames - n.min(available).min(frames)..]
+                        .iter()
+                        .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
+                };
+                self.neural_peak = peak_of(frames);
+                self.neural_recent_peak = peak_of(self.neural_recent);
                 self.neural_elapsed = 0;
             }
             PlcMethod::Expand => {
@@ -447,7 +457,14 @@ impl Concealer {
                 };
                 let x = f64::from(n.next_sample()) * gain;
                 let correction = 1.0 - f64::from(self.correction.at(t));
-                let peak = self.neural_peak;
+                // As in `Expand`: no jump above the newest peak at the start.
+                let peak = if t < self.neural_recent {
+                    let recent = 1.2 * self.neural_recent_peak;
+                    let w = t as f64 / self.neural_recent as f64;
+                    (recent + (self.neural_peak - recent) * w).min(self.neural_peak)
+                } else {
+                    self.neural_peak
+                };
                 frame[0] = saturate((x + self.neural_offset * correction).clamp(-peak, peak));
                 self.neural_elapsed = t.saturating_add(1);
             }

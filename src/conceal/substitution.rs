@@ -80,6 +80,8 @@ pub(super) struct Stretch {
     fade_step: usize,
     /// Frames produced in this stretch.
     elapsed: usize,
+    /// Level of the loop relative to the history it repeats (1 unless set by the caller).
+    scale: f64,
     /// Per channel: last output minus the loop's own preceding sample (start-edge correction).
     offsets: Vec<f64>,
     /// Per channel: the largest magnitude in the real history. Concealment never exceeds it: the
@@ -126,6 +128,7 @@ impl Stretch {
             fading: None,
             fade_step: 0,
             elapsed: 0,
+            scale: 1.0,
             offsets: vec![0.0; channels],
             peaks: vec![0.0; channels],
         }
@@ -158,7 +161,7 @@ impl Stretch {
             } else {
                 0.0
             };
-            self.offsets[c] = f64::from(snapshot[last + c]) - own;
+            self.offsets[c] = f64::from(snapshot[last + c]) - self.scale * own;
             self.peaks[c] = snapshot[(self.end - available.min(self.end)) * self.channels..]
                 .iter()
                 .skip(c)
@@ -166,6 +169,11 @@ impl Stretch {
                 .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
         }
         self.cursor.pos = 0;
+    }
+
+    /// Plays the next stretch's loop at `scale` times its level (from the next `start`).
+    pub(super) fn set_scale(&mut self, scale: f64) {
+        self.scale = scale;
     }
 
     /// The period in use, if any.
@@ -186,7 +194,7 @@ impl Stretch {
         let audible = self.period > 0 && gain > 0.0;
         for (c, (out, &offset)) in frame.iter_mut().zip(&self.offsets).enumerate() {
             let substituted = if audible {
-                self.substitute(snapshot, c) * gain
+                self.substitute(snapshot, c) * gain * self.scale
             } else {
                 0.0
             };
