@@ -55,6 +55,8 @@ const TREND_SHARE: f64 = 1.0;
 const TREND_DEADBAND_DB: f64 = 2.0;
 /// ...by at most this much per 10 ms.
 const TREND_MAX_DB: f64 = 10.0;
+/// The level is evaluated every this many frames and interpolated in between.
+const LEVEL_STEP: usize = 32;
 /// The output starts limited to `START_HEADROOM` times the peak of the newest
 /// `RECENT_PEAK_MS`, a limit that rises to the history's peak over `START_LIMIT_MS`.
 const RECENT_PEAK_MS: f32 = 2.5;
@@ -88,6 +90,9 @@ pub(super) struct Expand {
     stretch: Stretch,
     lpc: Lpc,
     noise_synth: Synth,
+    /// Per channel: the zero-input response that starts the stretch, and whether it is used.
+    rings: Vec<Synth>,
+    ringing: bool,
     comfort_synth: Synth,
     noise: Noise,
     start_ramp: Rise,
@@ -113,6 +118,9 @@ pub(super) struct Expand {
     /// Scratch for one frame of the loop.
     voiced: Vec<f32>,
     elapsed: usize,
+    /// `stepped_level`'s current block and the levels at its ends.
+    level_block: Option<usize>,
+    level_ends: (f64, f64),
     comfort: bool,
     /// Frames after which only zeros (or comfort noise) come out in this stretch.
     silent_from: usize,
@@ -147,6 +155,8 @@ impl Expand {
             stretch: Stretch::with_options(rate, channels, false, WIDEST_LOOP),
             lpc,
             noise_synth: Synth::new(order),
+            rings: (0..channels).map(|_| Synth::new(order)).collect(),
+            ringing: false,
             comfort_synth: Synth::new(order),
             noise: Noise::new(0x2545_f491),
             start_ramp,
@@ -165,6 +175,8 @@ impl Expand {
             limit_len: ms_to_frames(START_LIMIT_MS, rate).max(1),
             voiced: vec![0.0; channels],
             elapsed: 0,
+            level_block: None,
+            level_ends: (1.0, 1.0),
             comfort: false,
             silent_from: 0,
             correction_len: ms_to_frames(super::substitution::START_CORRECTION_MS, rate).max(1),
@@ -182,30 +194,10 @@ impl Expand {
         background: &Background,
     ) {
         let ch = self.channels;
-        // A loop louder than the newest few ms of the history (a sound that was ending, with
-        // a loud older period) plays at the newest level.
         let frames = snapshot.len() / ch;
-        let scale = match period {
-            Some(p) if p <= available => {
-                let level = |n: usize| {
-                    snapshot[(frames - n) * ch..]
-                        .iter()
-                        .map(|&x| f64::from(x) * f64::from(x))
-                        .sum::<f64>()
-                        / n as f64
-                };
-                let (tail, looped) = (level(self.tail.min(available)), level(p));
-                if looped > 0.0 && tail < looped {
-                    (tail / looped).sqrt()
-                } else {
-                    1.0
-                }
-            }
-            _ => 1.0,
-        };
-        self.stretch.set_scale(scale);
-        self.stretch.start(snapshot, available, period);
+
         self.elapsed = 0;
+        self.level_block = None;
         let v = match period {
             Some(_) => f64::from(
                 ((score - self.unvoiced) / (self.voiced_at - self.unvoiced)).clamp(0.0, 1.0),
@@ -288,6 +280,41 @@ impl Expand {
         }
         let recent = &snapshot[(frames - avail.min(self.window)) * ch..];
         let m = recent.len() / ch;
+        // Starting: the history's own prediction (the model's zero-input response, per
+        // channel, primed with that channel's newest samples) continues every detail of the
+        // waveform and is cross-faded into the mix; without a model, the loop's start-edge
+        // correction joins it in.
+        self.ringing = fitted;
+        if fitted {
+            for (c, ring) in self.rings.iter_mut().enumerate() {
+                ring.load(
+                    &self.lpc,
+                    snapshot.iter().skip(c).step_by(ch).map(|&x| f64::from(x)),
+                );
+            }
+        }
+        // A loop louder than the newest few ms of the history (a sound that was ending, with
+        // a loud older period) plays at the newest level.
+        let scale = match period {
+            Some(p) if p <= available => {
+                let level = |n: usize| {
+                    snapshot[(frames - n) * ch..]
+                        .iter()
+                        .map(|&x| f64::from(x) * f64::from(x))
+                        .sum::<f64>()
+                        / n as f64
+                };
+                let (tail, looped) = (level(self.tail.min(available)), level(p));
+                if looped > 0.0 && tail < looped {
+                    (tail / looped).sqrt()
+                } else {
+                    1.0
+                }
+            }
+            _ => 1.0,
+        };
+        self.stretch.set_scale(scale, !fitted);
+        self.stretch.start(snapshot, available, period);
         for c in 0..ch {
             let e = recent
                 .iter()
@@ -336,19 +363,42 @@ impl Expand {
 
     /// Level of the concealment relative to the history (0 once faded).
     pub(super) fn level(&self) -> f64 {
-        let trend = 10f64.powf(-self.trend_db * self.elapsed as f64 / self.slope_unit / 20.0);
-        trend * self.slope_level()
+        self.level_at(self.elapsed)
     }
 
-    fn slope_level(&self) -> f64 {
-        if self.elapsed >= self.silent_from {
+    fn level_at(&self, t: usize) -> f64 {
+        let trend = 10f64.powf(-self.trend_db * t as f64 / self.slope_unit / 20.0);
+        trend * self.slope_level(t)
+    }
+
+    /// The level at the current frame, evaluated every [`LEVEL_STEP`] frames and linearly
+    /// interpolated in between (exact at those frames, and 0 from the silent one on).
+    fn stepped_level(&mut self) -> f64 {
+        let t = self.elapsed;
+        if t >= self.silent_from {
+            return 0.0;
+        }
+        let k = t / LEVEL_STEP;
+        if self.level_block != Some(k) {
+            self.level_block = Some(k);
+            self.level_ends = (
+                self.level_at(k * LEVEL_STEP),
+                self.level_at((k + 1) * LEVEL_STEP),
+            );
+        }
+        let w = (t % LEVEL_STEP) as f64 / LEVEL_STEP as f64;
+        self.level_ends.0 + (self.level_ends.1 - self.level_ends.0) * w
+    }
+
+    fn slope_level(&self, t: usize) -> f64 {
+        if t >= self.silent_from {
             0.0
-        } else if self.elapsed < self.full_level {
+        } else if t < self.full_level {
             1.0
-        } else if self.elapsed >= self.silent_at.min(self.silent_from) {
+        } else if t >= self.silent_at.min(self.silent_from) {
             0.0
         } else {
-            let u = (self.elapsed - self.full_level) as f64 / self.slope_unit;
+            let u = (t - self.full_level) as f64 / self.slope_unit;
             let db = self.slope_db * u + self.growth_db * u * u;
             let floor = 10f64.powf(-SILENT_DB / 20.0);
             ((10f64.powf(-db / 20.0) - floor) / (1.0 - floor)).max(0.0)
@@ -362,7 +412,7 @@ impl Expand {
 
     /// Writes the next concealed frame into `frame` (one sample per channel).
     pub(super) fn next_frame(&mut self, snapshot: &[f32], frame: &mut [f32]) {
-        let g = self.level();
+        let g = self.stepped_level();
         if g == 0.0 && !self.comfort {
             frame.fill(0.0);
             self.elapsed = self.elapsed.saturating_add(1);
@@ -373,8 +423,13 @@ impl Expand {
         // move to equal power.
         let ramp = f64::from(self.start_ramp.at(self.elapsed));
         let (a, b) = (self.voiced_weight, self.noise_weight);
-        let norm = (a + b) + (1.0 - (a + b)) * ramp;
-        let (wv, wn) = (a / norm, b / norm);
+        let ringing = self.ringing && self.elapsed < self.start_ramp.len();
+        let (wv, wn) = if self.ringing {
+            (a, b)
+        } else {
+            let norm = (a + b) + (1.0 - (a + b)) * ramp;
+            (a / norm, b / norm)
+        };
         let noise = if g > 0.0 && wn > 0.0 && self.noise_excitation > 0.0 {
             let e = self.noise.next() * self.noise_excitation;
             self.noise_synth.next(e)
@@ -392,11 +447,14 @@ impl Expand {
             self.stretch.next_frame(snapshot, &mut self.voiced);
         }
         for (c, out) in frame.iter_mut().enumerate() {
-            let expanded = if g > 0.0 {
+            let mut expanded = if g > 0.0 {
                 wv * f64::from(self.voiced[c]) + wn * self.noise_gain[c] * noise
             } else {
                 0.0
             };
+            if ringing {
+                expanded = (1.0 - ramp) * self.rings[c].next(0.0) + ramp * expanded;
+            }
             let v = g * expanded + comfort_w * self.comfort_gain[c] * comfort;
             // The start may not jump above the newest peak (the loop and the noise model may
             // hold louder, older audio): the limit rises from it to the history's peak.

@@ -12,7 +12,7 @@ const BROADENING_HZ: f64 = 80.0;
 /// noise floor) so the recursion stays well conditioned on tonal input.
 const NOISE_FLOOR: f64 = 1.0001;
 /// Length of the impulse response summed for the filter's power gain, in ms.
-const IMPULSE_MS: f64 = 20.0;
+const IMPULSE_MS: f64 = 10.0;
 
 /// Predictor order for `rate`: about one pole pair per kHz of bandwidth, 10 to 32.
 pub(super) fn order_for(rate: u32) -> usize {
@@ -33,6 +33,8 @@ pub(super) struct Lpc {
     impulse: Vec<f64>,
     /// Windowed input scratch.
     windowed: Vec<f64>,
+    /// The Hann window for `max_len` samples (other lengths compute their own).
+    hann: Vec<f64>,
     broadening: f64,
     /// Prediction error over the input energy of the last fit (1 for a flat model).
     error_ratio: f64,
@@ -50,6 +52,7 @@ impl Lpc {
             tmp: vec![0.0; order + 1],
             impulse: vec![0.0; impulse_len.max(order + 1)],
             windowed: vec![0.0; max_len],
+            hann: hann(max_len).collect(),
             broadening: (-std::f64::consts::PI * BROADENING_HZ / f64::from(rate)).exp(),
             error_ratio: 1.0,
         }
@@ -69,9 +72,14 @@ impl Lpc {
             self.flat();
             return false;
         }
-        let step = 2.0 * std::f64::consts::PI / n as f64;
-        for (i, (w, &v)) in self.windowed.iter_mut().zip(x).enumerate() {
-            *w = (0.5 - 0.5 * (step * (i as f64 + 0.5)).cos()) * f64::from(v);
+        if n == self.hann.len() {
+            for ((w, &v), &h) in self.windowed.iter_mut().zip(x).zip(&self.hann) {
+                *w = h * f64::from(v);
+            }
+        } else {
+            for ((w, &v), h) in self.windowed.iter_mut().zip(x).zip(hann(n)) {
+                *w = h * f64::from(v);
+            }
         }
         autocorrelation(&self.windowed[..n], &mut self.r);
         self.solve()
@@ -159,6 +167,12 @@ impl Lpc {
     pub(super) fn coefficients(&self) -> &[f64] {
         &self.a
     }
+}
+
+/// A Hann window of `n` samples (symmetric about the middle, never exactly 0).
+fn hann(n: usize) -> impl DoubleEndedIterator<Item = f64> {
+    let step = 2.0 * std::f64::consts::PI / n.max(1) as f64;
+    (0..n).map(move |i| 0.5 - 0.5 * (step * (i as f64 + 0.5)).cos())
 }
 
 /// `r[lag] = sum x[i] x[i - lag]` for every lag of `r`.

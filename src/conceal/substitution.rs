@@ -82,6 +82,8 @@ pub(super) struct Stretch {
     elapsed: usize,
     /// Level of the loop relative to the history it repeats (1 unless set by the caller).
     scale: f64,
+    /// Apply the start-edge correction (unless the caller joins the loop in by itself).
+    correct: bool,
     /// Per channel: last output minus the loop's own preceding sample (start-edge correction).
     offsets: Vec<f64>,
     /// Per channel: the largest magnitude in the real history. Concealment never exceeds it: the
@@ -129,6 +131,7 @@ impl Stretch {
             fade_step: 0,
             elapsed: 0,
             scale: 1.0,
+            correct: true,
             offsets: vec![0.0; channels],
             peaks: vec![0.0; channels],
         }
@@ -161,7 +164,11 @@ impl Stretch {
             } else {
                 0.0
             };
-            self.offsets[c] = f64::from(snapshot[last + c]) - self.scale * own;
+            self.offsets[c] = if self.correct {
+                f64::from(snapshot[last + c]) - self.scale * own
+            } else {
+                0.0
+            };
             self.peaks[c] = snapshot[(self.end - available.min(self.end)) * self.channels..]
                 .iter()
                 .skip(c)
@@ -171,9 +178,11 @@ impl Stretch {
         self.cursor.pos = 0;
     }
 
-    /// Plays the next stretch's loop at `scale` times its level (from the next `start`).
-    pub(super) fn set_scale(&mut self, scale: f64) {
+    /// Plays the next stretch's loop at `scale` times its level, with or without the
+    /// start-edge correction (from the next `start`).
+    pub(super) fn set_scale(&mut self, scale: f64, correct: bool) {
         self.scale = scale;
+        self.correct = correct;
     }
 
     /// The period in use, if any.
