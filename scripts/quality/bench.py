@@ -250,7 +250,7 @@ def score(job):
     sig = err = 0.0
     pops = []
     ms = rate // 1000
-    floor = 1e-4  # -80 dBFS: edges in digital silence still count
+    floor = 1e-3  # -60 dBFS RMS: a pop in digital silence still counts, inaudible wiggles do not
     for a, b in runs:
         a, b = a * pf, min(b * pf, n)
         if a >= n:

@@ -407,13 +407,18 @@ impl Concealer {
                 self.stretch.start(&self.snapshot, available, period);
             }
             PlcMethod::Neural => {
+                let frames = self.snapshot.len();
                 let n = self.neural.as_mut().expect("neural model");
                 n.start();
+                n.start_ring(&self.snapshot[frames - available.min(frames)..]);
                 let first = f64::from(n.peek());
-                let frames = self.snapshot.len();
-                self.neural_offset = f64::from(self.snapshot[frames - 1]) - first;
-                let peak_of = |n: usize| {
-                    self.snapshot[frames - n.min(available).min(frames)..]
+                self.neural_offset = if n.ringing() {
+                    0.0
+                } else {
+                    f64::from(self.snapshot[frames - 1]) - first
+                };
+                let peak_of = |k: usize| {
+                    self.snapshot[frames - k.min(available).min(frames)..]
                         .iter()
                         .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
                 };
@@ -455,8 +460,13 @@ impl Concealer {
                 } else {
                     (self.neural_silent - t) as f64 / (self.neural_silent - self.neural_full) as f64
                 };
-                let x = f64::from(n.next_sample()) * gain;
-                let correction = 1.0 - f64::from(self.correction.at(t));
+                let rise = f64::from(self.correction.at(t));
+                let mut x = f64::from(n.next_sample()) * gain;
+                if n.ringing() && t < self.correction.len() {
+                    // The start: from the history's own prediction into the model's output.
+                    x = (1.0 - rise) * n.ring_next() + rise * x;
+                }
+                let correction = 1.0 - rise;
                 // As in `Expand`: no jump above the newest peak at the start.
                 let peak = if t < self.neural_recent {
                     let recent = 1.2 * self.neural_recent_peak;

@@ -14,6 +14,8 @@
 
 use std::os::raw::{c_int, c_void};
 
+use super::lpc::{Lpc, Synth};
+
 // Links the bundled libopus that holds the functions below.
 use opusic_sys as _;
 
@@ -31,6 +33,8 @@ const STATE_BYTES: usize = 4 * 67_992;
 pub(super) const FRAME: usize = 160;
 /// The only rate the model runs at.
 pub(super) const RATE: u32 = 16_000;
+/// History the start's predictor is fitted to (20 ms).
+const RING_WINDOW: usize = 320;
 
 #[derive(Debug)]
 pub(super) struct Neural {
@@ -47,6 +51,11 @@ pub(super) struct Neural {
     /// Real audio starts at the current position: frames synthesized from now on are ahead of
     /// it in the model's memory.
     marked: bool,
+    /// The start of a stretch: the history's own prediction (an LPC model's zero-input
+    /// response), cross-faded into the model's output.
+    lpc: Lpc,
+    ring: Synth,
+    ringing: bool,
 }
 
 impl Neural {
@@ -63,7 +72,31 @@ impl Neural {
             frame: [0; FRAME],
             pos: FRAME,
             marked: false,
+            lpc: Lpc::new(RATE, RING_WINDOW),
+            ring: Synth::new(super::lpc::order_for(RATE)),
+            ringing: false,
         }
+    }
+
+    /// Fits the start's predictor to the newest history (mono at 16 kHz, oldest first).
+    pub(super) fn start_ring(&mut self, history: &[f32]) {
+        let n = history.len().min(RING_WINDOW);
+        self.ringing = self.lpc.fit(&history[history.len() - n..]);
+        self.ring
+            .load(&self.lpc, history.iter().map(|&x| f64::from(x)));
+    }
+
+    /// The next sample of the start's prediction (0 without a model).
+    pub(super) fn ring_next(&mut self) -> f64 {
+        if self.ringing {
+            self.ring.next(0.0)
+        } else {
+            0.0
+        }
+    }
+
+    pub(super) fn ringing(&self) -> bool {
+        self.ringing
     }
 
     pub(super) fn reset(&mut self) {
