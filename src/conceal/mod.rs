@@ -30,11 +30,14 @@
 //!   buzz on long losses). Level: full for 10 ms, then a linear slope reaching 0 at 60 ms (G.711's
 //!   20 % per 10 ms); from there on only zeros are produced (`substitution.rs`).
 //!
-//! # Edges (`AppendixI`, `SampleConstant` and `Expand`)
+//! # Edges (`AppendixI`, `SampleConstant`, `Expand` and `Neural`)
 //! * Start: the loop's own previous sample (the end of its last period) generally differs from
 //!   the last output sample. Their difference is added to the synthesis and decays to 0 along a
 //!   raised cosine over 2.5 ms, so the first concealed sample continues the output with the
-//!   loop's own slope.
+//!   loop's own slope. `Expand` and `Neural` instead start from the history's own LPC
+//!   prediction (zero-input response), cross-faded into their synthesis over 2.5 ms, which
+//!   continues bright waveforms too; they use the offset only without a model (under 20 ms of
+//!   history).
 //! * End: when real audio follows concealment (or [`Concealer::discontinuity`]), the concealment
 //!   keeps running for the merge length and is cross-faded (raised cosine) into the real samples
 //!   in place. The merge lasts one pitch period, clamped to 5..10 ms: a full cycle spreads any
