@@ -225,10 +225,10 @@ impl ObjectImpl for PlcJitterBuffer {
                 glib::ParamSpecEnum::builder_with_default("plc", DEFAULT_PLC)
                     .nick("Concealment")
                     .blurb(
-                        "How missing audio is concealed: expand (default), neural (16 kHz mono), appendix-i, \
-                         sample-constant, repeat or silence (the last three are baselines for \
-                         comparison). Changeable while PLAYING (a change forgets the \
-                         concealment history).",
+                        "How missing audio is concealed: expand (default), neural (libopus deep \
+                         PLC, 16 kHz mono; expand otherwise), or for comparison appendix-i \
+                         (G.711 Appendix I), sample-constant (spandsp-style), repeat, silence. \
+                         Changeable while PLAYING (a change forgets the concealment history).",
                     )
                     .mutable_playing()
                     .build(),
