@@ -96,6 +96,10 @@ check rawudpaudiosrc-lossy $examples/send-raw-lossy.sh 127.0.0.1 PORT \
   -- $examples/receive-rawudpaudiosrc.sh PORT
 check udpsrc $examples/send-raw-tone.sh 127.0.0.1 PORT \
   -- $examples/receive-udpsrc.sh PORT
+check rtp-opus $examples/send-rtp-opus.sh 127.0.0.1 PORT \
+  -- $examples/receive-rtp-opus.sh PORT
+check rtp-pcmu $examples/send-rtp-pcmu.sh 127.0.0.1 PORT \
+  -- $examples/receive-rtp-pcmu.sh PORT
 # Multicast through the loopback interface only: nothing leaves the machine.
 check multicast $examples/send-raw-tone.sh 239.255.12.34 PORT lo \
   -- $examples/receive-multicast.sh 239.255.12.34 PORT lo

@@ -4,13 +4,15 @@
 //! Two elements:
 //! * `rawudpaudiosrc`: receives raw PCM datagrams on a UDP socket and outputs timestamped
 //!   `audio/x-raw`, one buffer per datagram, stamped with its arrival running time.
-//! * `plcjitterbuffer`: dejitters raw audio (from `rawudpaudiosrc` or `udpsrc`), conceals what is
+//! * `plcjitterbuffer`: dejitters raw audio (from `rawudpaudiosrc` or `udpsrc`) or RTP (L16,
+//!   PCMU, PCMA, Opus), conceals what is
 //!   missing, and pushes exactly 10 ms of audio every 10 ms of running time.
 //!
 //! The folders other than the two elements hold no GStreamer types: they are plain algorithms
 //! that take sample counts and a `now` and never read a clock, so they can be unit tested,
 //! fuzzed and benchmarked alone.
 
+pub mod codec;
 pub mod conceal;
 pub mod impair;
 pub mod jitter;

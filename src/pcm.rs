@@ -14,6 +14,15 @@ pub enum SampleFormat {
 }
 
 impl SampleFormat {
+    /// The format's name in `audio/x-raw` caps.
+    pub const fn caps_name(self) -> &'static str {
+        match self {
+            SampleFormat::S16LE => "S16LE",
+            SampleFormat::S16BE => "S16BE",
+            SampleFormat::F32LE => "F32LE",
+        }
+    }
+
     /// Bytes of one sample of one channel.
     pub const fn sample_bytes(self) -> usize {
         match self {

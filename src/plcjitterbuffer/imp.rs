@@ -2,13 +2,19 @@
 //! # plcjitterbuffer
 //!
 //! Takes raw audio datagrams stamped with their arrival time (from `rawudpaudiosrc`, or `udpsrc`
-//! with audio caps), places them on the sender's timeline, and pushes exactly 10 ms of audio
-//! every 10 ms of running time from a src-pad task paced by the pipeline clock, concealing what
-//! did not arrive in time.
+//! with audio caps), or RTP packets (L16, PCMU, PCMA, Opus) straight from `udpsrc`, places them
+//! on the sender's timeline, and pushes exactly 10 ms of audio every 10 ms of running time from
+//! a src-pad task paced by the pipeline clock, concealing what did not arrive in time.
 //!
 //! ```text
 //! gst-launch-1.0 rawudpaudiosrc port=5004 ! plcjitterbuffer latency=40 ! audioconvert ! autoaudiosink
+//! gst-launch-1.0 udpsrc port=5004 caps="application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000" \
+//!     ! plcjitterbuffer ! audioconvert ! autoaudiosink
 //! ```
+//!
+//! RTP: packets are parsed (`jitter::rtp`), refused with a counted reason when malformed, and
+//! queued by the RTP core (`jitter::rtp_playout`), which decodes them in sequence order as
+//! their audio is due (`codec`).
 //!
 //! Timing: the first datagram's arrival (its PTS as running time) is the origin. Output frame `f`
 //! gets PTS `origin + f / rate` (from a frame counter, so it never drifts) and is pushed when the
@@ -21,9 +27,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use crate::codec::{Encoding, PayloadDecoder};
 use crate::jitter::playout::max_queue_ns;
+use crate::jitter::rtp::{self, Malformed};
 use crate::jitter::time::NS_PER_MS;
-use crate::jitter::{Playout, PushOutcome};
+use crate::jitter::{Playout, PushOutcome, RtpPlayout, RtpPushOutcome, Stream};
 use crate::pcm::SampleFormat;
 use crate::ratelimit::RateLimiter;
 use crate::sync::{lock, wait, wait_timeout};
@@ -41,6 +49,7 @@ const MAX_LATENCY_MS: u32 = 10_000;
 const DEFAULT_STATS_INTERVAL_MS: u32 = 0;
 const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
 const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
+const DEFAULT_OPUS_COMPLEXITY: i32 = 10;
 const DEFAULT_PLC: super::Plc = super::Plc::Expand;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
@@ -49,6 +58,7 @@ struct Settings {
     latency_ms: u32,
     stats_interval_ms: u32,
     silence_until_data: bool,
+    opus_complexity: i32,
     plc: super::Plc,
 }
 
@@ -58,25 +68,36 @@ impl Default for Settings {
             latency_ms: DEFAULT_LATENCY_MS,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
             silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
+            opus_complexity: DEFAULT_OPUS_COMPLEXITY,
             plc: DEFAULT_PLC,
         }
     }
 }
 
-/// The negotiated input (and output) format.
+/// What comes in on the sink pad.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Input {
+    /// Raw PCM datagrams of `bpf`-byte frames.
+    Raw { sample: SampleFormat, bpf: usize },
+    /// RTP packets; `pt` is the payload type the caps name (else the first packet's).
+    Rtp { encoding: Encoding, pt: Option<u8> },
+}
+
+/// The negotiated input format and the output caps.
 #[derive(Debug, Clone)]
 struct Format {
+    input: Input,
+    /// Output caps and sample format.
     caps: gst::Caps,
     sample: SampleFormat,
     rate: u32,
     channels: usize,
-    bpf: usize,
 }
 
 #[derive(Debug)]
 struct State {
     format: Option<Format>,
-    playout: Option<Playout>,
+    playout: Option<Stream>,
     in_segment: gst::FormattedSegment<gst::ClockTime>,
     /// Serialized events waiting to go out before the next buffer, in order.
     pending_events: Vec<gst::Event>,
@@ -87,9 +108,14 @@ struct State {
     eos: bool,
     srcresult: Result<gst::FlowSuccess, gst::FlowError>,
     clock_id: Option<gst::SingleShotClockId>,
-    /// Input buffers dropped because they were not whole frames.
+    /// Input buffers dropped because they were not whole frames (raw input) or not valid
+    /// payloads for the codec (RTP).
     invalid: u64,
     invalid_warning: RateLimiter,
+    /// RTP packets refused, by reason (indexed like `Malformed::ALL`).
+    malformed: [u64; Malformed::ALL.len()],
+    /// Payload type of the RTP stream when the caps do not name one (the first packet's).
+    rtp_pt: Option<u8>,
     /// Arrival of the last buffer and its duration, to stamp buffers that come without PTS.
     last_arrival: Option<(gst::ClockTime, gst::ClockTime)>,
     next_stats_pts: Option<u64>,
@@ -111,6 +137,8 @@ impl Default for State {
             clock_id: None,
             invalid: 0,
             invalid_warning: RateLimiter::new(gst::ClockTime::SECOND.nseconds()),
+            malformed: [0; Malformed::ALL.len()],
+            rtp_pt: None,
             last_arrival: None,
             next_stats_pts: None,
             samples: Vec::new(),
@@ -152,7 +180,9 @@ impl ObjectSubclass for PlcJitterBuffer {
                     |imp| imp.sink_activatemode(mode, active),
                 )
             })
-            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
+            .query_function(|pad, parent, query| {
+                Self::catch_panic_pad_function(parent, || false, |imp| imp.sink_query(pad, query))
+            })
             .build();
 
         let templ = klass.pad_template("src").expect("src template");
@@ -170,7 +200,6 @@ impl ObjectSubclass for PlcJitterBuffer {
                     |imp| imp.src_activatemode(pad, mode, active),
                 )
             })
-            .flags(gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION)
             .build();
 
         Self {
@@ -222,6 +251,19 @@ impl ObjectImpl for PlcJitterBuffer {
                     .default_value(DEFAULT_SILENCE_UNTIL_DATA)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecInt::builder("opus-complexity")
+                    .nick("Opus decoder complexity")
+                    .blurb(
+                        "Complexity of the Opus decoder, 0-10, default 10: 5 and up conceal \
+                         losses with libopus' neural deep PLC, 6 and up also enhance decoded \
+                         speech (OSCE LACE, 7 and up NoLACE). Lower it to save CPU. Takes \
+                         effect at the next caps. Changeable in NULL and READY states.",
+                    )
+                    .minimum(0)
+                    .maximum(10)
+                    .default_value(DEFAULT_OPUS_COMPLEXITY)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("plc", DEFAULT_PLC)
                     .nick("Concealment")
                     .blurb(
@@ -241,10 +283,18 @@ impl ObjectImpl for PlcJitterBuffer {
                          concealed-ms (audio synthesized for what was missing), silence-ms \
                          (before data, and after concealment faded out), played-ms, \
                          current-delay-ms (arrival to playout of the newest datagram), \
-                         queued-ms, overflow-dropped, resyncs, invalid (not whole frames), \
-                         gaps-moved (losses hidden by jitter, moved to where arrival times put \
-                         them), splices-smoothed (datagram boundaries cross-faded because the \
-                         waveform jumped). Read-only.",
+                         queued-ms, overflow-dropped, resyncs, invalid (not whole frames, or \
+                         payloads the codec refuses), gaps-moved (losses hidden by jitter, \
+                         moved to where arrival times put them), splices-smoothed (datagram \
+                         boundaries cross-faded because the waveform jumped). RTP input adds: \
+                         duplicates, reordered, fec-recovered (lost packets rebuilt from the \
+                         next one's Opus in-band FEC), dred-recovered, plc-ms (Opus PLC), \
+                         dtx-ms (sender pauses, not loss), misfits (packets that fit neither \
+                         the stream nor a restart), ssrc-changes, jitter-ms (RFC 3550), ssrc, \
+                         payload-type, malformed (all refused headers) and one malformed-<reason> \
+                         count per reason (too-short, bad-version, csrc-overrun, \
+                         extension-overrun, bad-padding, rtcp, empty-payload, payload-type). \
+                         Read-only.",
                     )
                     .read_only()
                     .build(),
@@ -277,6 +327,9 @@ impl ObjectImpl for PlcJitterBuffer {
                 lock(&self.settings).silence_until_data =
                     value.get().expect("type checked upstream");
             }
+            "opus-complexity" => {
+                lock(&self.settings).opus_complexity = value.get().expect("type checked upstream");
+            }
             "plc" => {
                 let plc: super::Plc = value.get().expect("type checked upstream");
                 lock(&self.settings).plc = plc;
@@ -298,6 +351,7 @@ impl ObjectImpl for PlcJitterBuffer {
             "latency" => lock(&self.settings).latency_ms.to_value(),
             "stats-interval" => lock(&self.settings).stats_interval_ms.to_value(),
             "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
+            "opus-complexity" => lock(&self.settings).opus_complexity.to_value(),
             "plc" => lock(&self.settings).plc.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
             other => unreachable!("unknown property {other}"),
@@ -331,25 +385,21 @@ impl ElementImpl for PlcJitterBuffer {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = gst::Caps::builder("audio/x-raw")
-                .field("format", gst::List::new(["S16LE", "S16BE", "F32LE"]))
-                .field("rate", gst::IntRange::new(8000i32, 96000))
-                .field("channels", gst::IntRange::new(1i32, 8))
-                .field("layout", "interleaved")
-                .build();
+            let mut sink = raw_caps();
+            sink.merge(rtp_caps());
             vec![
                 gst::PadTemplate::new(
                     "sink",
                     gst::PadDirection::Sink,
                     gst::PadPresence::Always,
-                    &caps,
+                    &sink,
                 )
                 .expect("sink template"),
                 gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
-                    &caps,
+                    &raw_caps(),
                 )
                 .expect("src template"),
             ]
@@ -453,6 +503,8 @@ impl PlcJitterBuffer {
         state.last_arrival = None;
         state.next_stats_pts = None;
         state.invalid = 0;
+        state.malformed = [0; Malformed::ALL.len()];
+        state.rtp_pt = None;
     }
 
     fn start_task(&self, state: &mut State) -> Result<(), glib::BoolError> {
@@ -493,11 +545,8 @@ impl PlcJitterBuffer {
             }
             EventView::Caps(c) => {
                 let caps = c.caps_owned();
-                match parse_format(&caps) {
-                    Ok(format) => {
-                        self.set_format(format);
-                        true
-                    }
+                match parse_format(&caps).and_then(|f| self.set_format(f)) {
+                    Ok(()) => true,
                     Err(err) => {
                         gst::element_imp_error!(
                             self,
@@ -566,35 +615,49 @@ impl PlcJitterBuffer {
     }
 
     /// Applies new input caps: a new format starts a new stream.
-    fn set_format(&self, format: Format) {
-        let (latency_ms, plc) = {
-            let settings = lock(&self.settings);
-            (settings.latency_ms, settings.plc)
-        };
+    fn set_format(&self, format: Format) -> Result<(), String> {
+        let settings = *lock(&self.settings);
         let mut state = lock(&self.state);
         let same = state.format.as_ref().is_some_and(|f| {
-            f.sample == format.sample && f.rate == format.rate && f.channels == format.channels
+            f.input == format.input && f.rate == format.rate && f.channels == format.channels
         });
         gst::debug!(
             CAT,
             imp = self,
-            "caps {} (same format: {same})",
+            "output caps {} (same format: {same})",
             format.caps
         );
+        if !same {
+            let latency = ms_to_ns(settings.latency_ms);
+            let mut stream = match &format.input {
+                Input::Raw { .. } => Stream::Raw(Box::new(Playout::new(
+                    format.rate,
+                    format.channels,
+                    latency,
+                ))),
+                Input::Rtp { encoding, .. } => {
+                    let decoder = PayloadDecoder::new(
+                        *encoding,
+                        format.rate,
+                        format.channels,
+                        settings.opus_complexity,
+                    )?;
+                    Stream::Rtp(Box::new(RtpPlayout::new(decoder, latency)))
+                }
+            };
+            stream.set_plc_method(settings.plc.into());
+            if let Some(u) = state.upstream_latency {
+                stream.set_upstream_latency(u.nseconds());
+            }
+            state.playout = Some(stream);
+        }
         state
             .pending_events
             .push(gst::event::Caps::new(&format.caps));
-        if !same {
-            let mut playout = Playout::new(format.rate, format.channels, ms_to_ns(latency_ms));
-            playout.set_plc_method(plc.into());
-            if let Some(u) = state.upstream_latency {
-                playout.set_upstream_latency(u.nseconds());
-            }
-            state.playout = Some(playout);
-        }
         state.format = Some(format);
         // The task may be waiting for caps to start the output.
         self.cond.notify_all();
+        Ok(())
     }
 
     fn sink_chain(
@@ -622,36 +685,53 @@ impl PlcJitterBuffer {
             gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map input buffer"));
             gst::FlowError::Error
         })?;
-        if map.is_empty() || map.len() % format.bpf != 0 {
+        let state = &mut *state;
+        let was_started = state.playout.as_ref().is_some_and(|p| p.started());
+        match format.input {
+            Input::Raw { sample, bpf } => self.chain_raw(state, &map, arrival, sample, bpf),
+            Input::Rtp { pt, encoding } => {
+                self.chain_rtp(state, &map, arrival, pt, encoding, format.rate)
+            }
+        }
+        if !was_started && state.playout.as_ref().is_some_and(|p| p.started()) {
+            gst::debug!(CAT, imp = self, "first packet at {arrival}");
+            self.cond.notify_all();
+        }
+        state.srcresult
+    }
+
+    fn chain_raw(
+        &self,
+        state: &mut State,
+        data: &[u8],
+        arrival: gst::ClockTime,
+        sample: SampleFormat,
+        bpf: usize,
+    ) {
+        if data.is_empty() || !data.len().is_multiple_of(bpf) {
             state.invalid += 1;
-            let now = arrival.nseconds();
-            if let Some(suppressed) = state.invalid_warning.check(now) {
+            if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
                 gst::warning!(
                     CAT,
                     imp = self,
-                    "dropping a buffer of {} bytes: not a whole number of {}-byte frames \
+                    "dropping a buffer of {} bytes: not a whole number of {bpf}-byte frames \
                      ({suppressed} more since the last warning)",
-                    map.len(),
-                    format.bpf
+                    data.len(),
                 );
             }
-            return state.srcresult;
+            return;
         }
-
-        let state = &mut *state;
         state.samples.clear();
-        format.sample.decode(&map, &mut state.samples);
+        sample.decode(data, &mut state.samples);
+        let Some(Stream::Raw(playout)) = state.playout.as_mut() else {
+            return;
+        };
         let duration = gst::ClockTime::from_nseconds(
-            (map.len() / format.bpf) as u64 * gst::ClockTime::SECOND.nseconds()
-                / format.rate as u64,
+            (data.len() / bpf) as u64 * gst::ClockTime::SECOND.nseconds()
+                / u64::from(playout.rate()),
         );
         state.last_arrival = Some((arrival, duration));
-        let Some(playout) = state.playout.as_mut() else {
-            return state.srcresult;
-        };
-        let was_started = playout.started();
-        let outcome = playout.push(arrival.nseconds(), &state.samples);
-        match outcome {
+        match playout.push(arrival.nseconds(), &state.samples) {
             PushOutcome::Late => gst::debug!(CAT, imp = self, "late datagram at {arrival}"),
             PushOutcome::Resynced { pos } => {
                 gst::info!(
@@ -667,11 +747,91 @@ impl PlcJitterBuffer {
             ),
             _ => {}
         }
-        if !was_started {
-            gst::debug!(CAT, imp = self, "first datagram at {arrival}");
-            self.cond.notify_all();
+    }
+
+    fn chain_rtp(
+        &self,
+        state: &mut State,
+        data: &[u8],
+        arrival: gst::ClockTime,
+        pt: Option<u8>,
+        encoding: Encoding,
+        rate: u32,
+    ) {
+        let parsed = rtp::parse(data).and_then(|(h, payload)| {
+            let expected = match pt {
+                Some(pt) => h.pt == pt,
+                // No payload type in the caps: the dynamic range, or the encoding's static one.
+                None => {
+                    (96..=127).contains(&h.pt)
+                        || encoding.static_payload_type(rate, 1) == Some(h.pt)
+                        || encoding.static_payload_type(rate, 2) == Some(h.pt)
+                }
+            };
+            if expected {
+                Ok((h, payload))
+            } else {
+                Err(Malformed::PayloadType)
+            }
+        });
+        let (header, payload) = match parsed {
+            Ok(p) => p,
+            Err(m) => {
+                let i = Malformed::ALL.iter().position(|&x| x == m).unwrap_or(0);
+                state.malformed[i] += 1;
+                if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "dropping a malformed RTP packet of {} bytes: {} ({suppressed} more \
+                         refused since the last warning)",
+                        data.len(),
+                        m.as_str()
+                    );
+                }
+                return;
+            }
+        };
+        let Some(Stream::Rtp(playout)) = state.playout.as_mut() else {
+            return;
+        };
+        match playout.push(arrival.nseconds(), header, payload) {
+            RtpPushOutcome::Invalid(e) => {
+                state.invalid += 1;
+                if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
+                    gst::warning!(
+                        CAT,
+                        imp = self,
+                        "dropping RTP packet {}: {} ({suppressed} more refused since the last \
+                         warning)",
+                        header.seq,
+                        e.as_str()
+                    );
+                }
+            }
+            RtpPushOutcome::Resynced { pos } => gst::info!(
+                CAT,
+                imp = self,
+                "resynced on packet {} (ssrc {:08x}) at frame {pos}",
+                header.seq,
+                header.ssrc
+            ),
+            RtpPushOutcome::Late => {
+                gst::debug!(CAT, imp = self, "late packet {} at {arrival}", header.seq)
+            }
+            RtpPushOutcome::Duplicate => {
+                gst::debug!(CAT, imp = self, "duplicate packet {}", header.seq)
+            }
+            RtpPushOutcome::Misfit => gst::debug!(
+                CAT,
+                imp = self,
+                "packet {} (ssrc {:08x}, ts {}) does not fit the stream",
+                header.seq,
+                header.ssrc,
+                header.ts
+            ),
+            RtpPushOutcome::Queued { .. } => {}
         }
-        state.srcresult
     }
 
     /// The running time at which `buffer` arrived: its PTS if it has one, else the clock's
@@ -725,7 +885,32 @@ impl PlcJitterBuffer {
         gst::Pad::event_default(pad, Some(&*self.obj()), event)
     }
 
+    /// Caps: raw audio as downstream takes it (the output keeps the input's raw format), and
+    /// RTP whatever downstream takes (it is decoded here).
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Caps(q) = query.view_mut() {
+            let raw = raw_caps();
+            let mut caps = self.srcpad.peer_query_caps(Some(&raw)).intersect(&raw);
+            caps.merge(rtp_caps());
+            if let Some(filter) = q.filter() {
+                caps = filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First);
+            }
+            q.set_result(&caps);
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
+
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Caps(q) = query.view_mut() {
+            let current = lock(&self.state).format.as_ref().map(|f| f.caps.clone());
+            let mut caps = current.unwrap_or_else(raw_caps);
+            if let Some(filter) = q.filter() {
+                caps = filter.intersect_with_mode(&caps, gst::CapsIntersectMode::First);
+            }
+            q.set_result(&caps);
+            return true;
+        }
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
             let mut upstream = gst::query::Latency::new();
             let (upstream_min, upstream_max) = if self.sinkpad.peer_query(&mut upstream) {
@@ -791,6 +976,12 @@ impl PlcJitterBuffer {
         }
         if state.eos {
             // Play out what is queued, without waiting for the clock, then EOS.
+            gst::log!(
+                CAT,
+                imp = self,
+                "draining: {} frames queued",
+                state.playout.as_ref().map_or(0, |p| p.queued_frames())
+            );
             let drained = state
                 .playout
                 .as_ref()
@@ -961,7 +1152,7 @@ impl PlcJitterBuffer {
             None => (1, Default::default(), 0),
         };
         let frames_ms = |f: u64| f * 1000 / u64::from(rate);
-        gst::Structure::builder(STATS_NAME)
+        let mut b = gst::Structure::builder(STATS_NAME)
             .field("pushed", s.pushed)
             .field("received", s.received)
             .field("lost", s.lost)
@@ -978,8 +1169,31 @@ impl PlcJitterBuffer {
             .field("resyncs", s.resyncs)
             .field("invalid", state.invalid)
             .field("gaps-moved", s.gaps_moved)
-            .field("splices-smoothed", s.splices_smoothed)
-            .build()
+            .field("splices-smoothed", s.splices_smoothed);
+        if let Some(r) = state.playout.as_ref().and_then(|p| p.rtp_stats()) {
+            b = b
+                .field("duplicates", r.duplicates)
+                .field("reordered", r.reordered)
+                .field("fec-recovered", r.fec_recovered)
+                .field("dred-recovered", r.dred_recovered)
+                .field("plc-ms", frames_ms(r.codec_plc_frames))
+                .field("dtx-ms", frames_ms(r.dtx_frames))
+                .field("misfits", r.misfits)
+                .field("ssrc-changes", r.ssrc_changes)
+                .field("jitter-ms", r.jitter * 1000.0 / f64::from(rate))
+                .field("ssrc", r.ssrc.unwrap_or(0))
+                .field("payload-type", r.payload_type.map_or(-1, i32::from));
+        }
+        if matches!(
+            state.format.as_ref().map(|f| &f.input),
+            Some(Input::Rtp { .. })
+        ) {
+            b = b.field("malformed", state.malformed.iter().sum::<u64>());
+            for (m, n) in Malformed::ALL.iter().zip(state.malformed) {
+                b = b.field(format!("malformed-{}", m.as_str()), n);
+            }
+        }
+        b.build()
     }
 
     fn flow_error(&self, err: gst::FlowError) {
@@ -996,7 +1210,34 @@ fn ms_to_ns(ms: u32) -> u64 {
     u64::from(ms) * NS_PER_MS as u64
 }
 
+/// Raw audio the element takes and outputs.
+fn raw_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", gst::List::new(["S16LE", "S16BE", "F32LE"]))
+        .field("rate", gst::IntRange::new(8000i32, 96000))
+        .field("channels", gst::IntRange::new(1i32, 8))
+        .field("layout", "interleaved")
+        .build()
+}
+
+/// RTP the element takes. No `media` or `clock-rate` constraint here, so that caps written
+/// without them still reach the element, which then refuses them with an error that names what
+/// is wrong (`media` other than `audio`, a missing or unsupported `clock-rate`) instead of a
+/// bare not-negotiated.
+fn rtp_caps() -> gst::Caps {
+    gst::Caps::builder("application/x-rtp")
+        .field(
+            "encoding-name",
+            gst::List::new(["L16", "PCMU", "PCMA", "OPUS"]),
+        )
+        .build()
+}
+
 fn parse_format(caps: &gst::Caps) -> Result<Format, String> {
+    let s = caps.structure(0).ok_or("empty caps")?;
+    if s.name() == "application/x-rtp" {
+        return parse_rtp_format(s);
+    }
     let info = gst_audio::AudioInfo::from_caps(caps).map_err(|e| e.to_string())?;
     if info.layout() != gst_audio::AudioLayout::Interleaved {
         return Err("only interleaved layout is supported".into());
@@ -1012,10 +1253,84 @@ fn parse_format(caps: &gst::Caps) -> Result<Format, String> {
         return Err("rate must be 8000-96000 Hz and channels 1-8".into());
     }
     Ok(Format {
+        input: Input::Raw {
+            sample,
+            bpf: info.bpf() as usize,
+        },
         caps: caps.clone(),
         sample,
         rate: info.rate(),
         channels,
-        bpf: info.bpf() as usize,
+    })
+}
+
+/// `application/x-rtp` caps: encoding, clock rate, channels and payload type.
+fn parse_rtp_format(s: &gst::StructureRef) -> Result<Format, String> {
+    if let Ok(media) = s.get::<&str>("media")
+        && media != "audio"
+    {
+        return Err(format!("media is {media}, not audio"));
+    }
+    let name = s
+        .get::<&str>("encoding-name")
+        .map_err(|_| "no encoding-name")?;
+    let encoding = Encoding::from_name(name)
+        .ok_or_else(|| format!("encoding-name {name} is not L16, PCMU, PCMA or OPUS"))?;
+    let rate = s
+        .get::<i32>("clock-rate")
+        .map_err(|_| "no clock-rate in the RTP caps (add e.g. clock-rate=48000)")?;
+    if !(8000..=96000).contains(&rate) {
+        return Err(format!("clock-rate {rate} is outside 8000-96000"));
+    }
+    let rate = rate as u32;
+    let declared = s
+        .get::<&str>("encoding-params")
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .or_else(|| s.get::<i32>("channels").ok());
+    let channels = match encoding {
+        Encoding::Opus => {
+            if rate != 48000 {
+                return Err(format!("Opus needs clock-rate 48000, not {rate}"));
+            }
+            // RFC 7587: encoding-params is always 2; stereo is announced by (sprop-)stereo.
+            let flag = |k: &str| s.get::<&str>(k).ok().map(|v| v.trim() == "1");
+            match (flag("sprop-stereo"), flag("stereo")) {
+                (Some(st), _) | (None, Some(st)) => 1 + usize::from(st),
+                (None, None) => s
+                    .get::<i32>("channels")
+                    .map_or(2, |c| c.clamp(1, 2) as usize),
+            }
+        }
+        _ => {
+            let c = declared.unwrap_or(1);
+            if !(1..=8).contains(&c) {
+                return Err(format!("{c} channels: 1-8 are supported"));
+            }
+            c as usize
+        }
+    };
+    let pt = match s.get::<i32>("payload") {
+        Ok(pt) if (0..=127).contains(&pt) => Some(pt as u8),
+        Ok(pt) => return Err(format!("payload type {pt} is outside 0-127")),
+        Err(_) => None,
+    };
+    let sample = if encoding == Encoding::Opus {
+        SampleFormat::F32LE
+    } else {
+        SampleFormat::S16LE
+    };
+    let out = gst::Caps::builder("audio/x-raw")
+        .field("format", sample.caps_name())
+        .field("rate", rate as i32)
+        .field("channels", channels as i32)
+        .field("layout", "interleaved")
+        .build();
+    Ok(Format {
+        input: Input::Rtp { encoding, pt },
+        caps: out,
+        sample,
+        rate,
+        channels,
     })
 }

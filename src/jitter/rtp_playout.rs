@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The clocked playout of one RTP audio stream: packets in (with their arrival time), exactly
+//! 10 ms chunks out. No GStreamer types and no clock, like [`Playout`](super::Playout).
+//!
+//! # Placement
+//! Unlike raw PCM, an RTP packet says where it belongs: its timestamp. The first packet (and the
+//! first after a resync) is placed so that it waits the full `latency` after its arrival; every
+//! other packet goes at `anchor + (timestamp - anchor timestamp)`. Packets are stored by
+//! extended sequence number (RFC 3550 Appendix A.1 unwrapping, so 65535 -> 0 and 2^32
+//! timestamp wraps are seamless) and played in that order: reordering within the latency is
+//! undone, a duplicate (a sequence number already queued or received in the last 1024) is
+//! dropped and counted, and a packet whose slot has already been played is dropped as `late`.
+//!
+//! # Sender restarts
+//! A packet that does not fit the stream starts a *run* of misfits: a new SSRC, a sequence
+//! number more than [`MAX_MISORDER`] behind or [`MAX_DROPOUT`] ahead of the highest one, a
+//! timestamp placing it further ahead than the queue may hold, or a late slot. Misfits are
+//! held, not played. A run of consecutive packets (same SSRC, sequence numbers +1, timestamps
+//! advancing by at most a second) ends in a resync:
+//! * at its 2nd packet if it is a new SSRC, a sequence jump or too early (a restart forward or
+//!   backward): 1 packet of delay, at most 120 ms of audio;
+//! * at its 3rd or later packet if it is only late and its packets arrive at the pace of their
+//!   timestamps (at least 3/4 of it): the sender's timeline moved back, or its clock is slow.
+//!   A burst of old packets after an outage arrives much faster than its timestamps advance, so
+//!   it is dropped as late instead and never drags the delay up.
+//!
+//! A late packet with the marker bit set (the first of a talkspurt, after silence) resyncs at
+//! once: moving the timeline inside the silence before it is inaudible.
+//!
+//! A resync keeps the output timeline (PTS stay contiguous), re-anchors on the run's last packet
+//! with the full latency and queues the run. Random sequence numbers or SSRCs never form a run,
+//! so a hostile stream cannot make the buffer reset on every packet, and nothing it sends is
+//! stored.
+//!
+//! # Concealment, FEC and DTX
+//! When a chunk is due and the next packet in sequence is not there:
+//! * if the next packet queued directly follows the last one played (no sequence number
+//!   missing) but its timestamp jumped, the sender paused (Opus DTX, or a PCM sender that
+//!   stops during silence): the gap is filled with comfort noise (Opus) or the concealment's
+//!   fade to silence (PCM) and counted as `dtx`, not as loss; it never stalls the output;
+//! * otherwise audio is missing. For Opus, if the packet after the missing one is queued and
+//!   carries in-band FEC, the missing audio is decoded from it; else if it carries DRED, from
+//!   that; else the codec's PLC (the neural deep PLC at complexity 5 and up) fills in. For PCM
+//!   payloads the PCM [`Concealer`] does. A long outage is one concealment stretch.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::playout::{Chunk, Stats, max_queue_ns};
+use super::rtp::Header;
+use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
+use crate::codec::{PayloadDecoder, PayloadError};
+use crate::conceal::Concealer;
+
+/// A sequence number this far behind the highest one is a jump, not reordering.
+pub const MAX_MISORDER: i64 = 100;
+/// A sequence number this far ahead of the highest one is a jump, not a loss burst.
+pub const MAX_DROPOUT: i64 = 3000;
+/// Packets of a late run arriving at least this fraction of their timestamps' pace are a moved
+/// timeline rather than a catch-up burst.
+const PACE_NUM: i64 = 3;
+const PACE_DEN: i64 = 4;
+/// Late misfits needed before pace can prove a moved timeline.
+const LATE_RUN: usize = 3;
+/// Sequence numbers remembered to tell a duplicate from a late packet.
+const SEEN: usize = 1024;
+/// Hard cap on queued packets, whatever their size.
+pub const MAX_PACKETS: usize = 4096;
+/// Audio held beyond the delay bound while the output is behind its clock.
+const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
+
+/// What became of a pushed packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtpPushOutcome {
+    /// Queued at output frame `pos`.
+    Queued { pos: i64 },
+    /// Same sequence number as a queued or recently received packet.
+    Duplicate,
+    /// Its slot was already played.
+    Late,
+    /// Does not fit the stream (yet): held as a possible restart.
+    Misfit,
+    /// The stream was re-anchored (new SSRC, jump, moved timeline); the packet queued at `pos`.
+    Resynced { pos: i64 },
+    /// The payload is not valid for the codec.
+    Invalid(PayloadError),
+}
+
+/// RTP-specific counters, beside the common [`Stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RtpStats {
+    pub duplicates: u64,
+    /// Packets that arrived after a higher sequence number and were still played in order.
+    pub reordered: u64,
+    /// Lost packets rebuilt from the next packet's in-band FEC.
+    pub fec_recovered: u64,
+    /// Lost packets rebuilt from DRED.
+    pub dred_recovered: u64,
+    /// Frames produced by the codec's own PLC (Opus).
+    pub codec_plc_frames: u64,
+    /// Frames of sender pauses (DTX): comfort noise or fade-out, not loss.
+    pub dtx_frames: u64,
+    /// Packets that did not fit the stream and were not played (a run that did not end in a
+    /// resync, hostile or stray packets).
+    pub misfits: u64,
+    /// Packets refused by the codec, by reason.
+    pub invalid_payload: u64,
+    /// Times the SSRC changed.
+    pub ssrc_changes: u64,
+    /// RFC 3550 interarrival jitter, in timestamp units.
+    pub jitter: f64,
+    pub ssrc: Option<u32>,
+    pub payload_type: Option<u8>,
+}
+
+#[derive(Debug)]
+struct Stored {
+    pos: i64,
+    frames: i64,
+    payload: Vec<u8>,
+}
+
+/// A packet that did not fit the stream, held in case it starts a new one.
+#[derive(Debug)]
+struct Misfit {
+    header: Header,
+    arrival: i64,
+    frames: i64,
+    payload: Vec<u8>,
+    /// Late only (sequence and SSRC fit): needs the pace test.
+    late_only: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Real,
+    Concealed,
+    Dtx,
+}
+
+/// Playout state of one RTP stream.
+#[derive(Debug)]
+pub struct RtpPlayout {
+    rate: u32,
+    channels: usize,
+    latency_ns: i64,
+    upstream_ns: i64,
+    decoder: PayloadDecoder,
+    concealer: Concealer,
+    /// Running time (ns) of output frame 0.
+    origin: Option<i64>,
+    /// Extended timestamp of output frame `anchor_pos`.
+    anchor_ts: i64,
+    anchor_pos: i64,
+    /// Extended timestamp of the last accepted packet (reference for unwrapping).
+    last_ts: i64,
+    ssrc: Option<u32>,
+    highest_seq: i64,
+    store: BTreeMap<i64, Stored>,
+    /// Extended sequence number of the last packet played.
+    played_seq: Option<i64>,
+    seen: BTreeSet<i64>,
+    run: Vec<Misfit>,
+    /// Decoded audio ahead of the play head, starting at `pending_pos`.
+    pending: VecDeque<f32>,
+    pending_pos: i64,
+    pending_kind: Kind,
+    /// Index of the next 10 ms chunk.
+    chunk: i64,
+    /// Largest offset (frames) between a packet's timestamp and the end of the audio before it
+    /// that is taken as imprecise stamping rather than a gap or an overlap: 2.5 ms for Opus
+    /// (its frame step), 1 ms for PCM.
+    snap: i64,
+    /// End (output frame) of the last packet played.
+    played_end: i64,
+    /// Frames concealed and silent since the last packet played (reclassified as DTX when the
+    /// next packet shows nothing was missing).
+    stretch_concealed: u64,
+    stretch_silent: u64,
+    /// Transit time of the last packet, in timestamp units (for the jitter estimate).
+    last_transit: Option<i64>,
+    stats: Stats,
+    rtp: RtpStats,
+    scratch: Vec<f32>,
+}
+
+impl RtpPlayout {
+    pub fn new(decoder: PayloadDecoder, latency_ns: u64) -> Self {
+        let rate = decoder.rate();
+        let channels = decoder.channels();
+        let snap = (decoder.conceal_step() as i64).max(i64::from(rate / 1000));
+        Self {
+            rate,
+            channels,
+            latency_ns: clamp_ns(latency_ns),
+            upstream_ns: 0,
+            concealer: Concealer::new(rate, channels),
+            decoder,
+            origin: None,
+            anchor_ts: 0,
+            anchor_pos: 0,
+            last_ts: 0,
+            ssrc: None,
+            highest_seq: 0,
+            store: BTreeMap::new(),
+            played_seq: None,
+            seen: BTreeSet::new(),
+            run: Vec::new(),
+            pending: VecDeque::new(),
+            pending_pos: 0,
+            pending_kind: Kind::Real,
+            chunk: 0,
+            snap,
+            played_end: 0,
+            stretch_concealed: 0,
+            stretch_silent: 0,
+            last_transit: None,
+            stats: Stats::default(),
+            rtp: RtpStats::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    pub fn channels(&self) -> usize {
+        self.channels
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn rtp_stats(&self) -> &RtpStats {
+        &self.rtp
+    }
+
+    /// Forgets the stream: the next packet starts a new one.
+    pub fn reset(&mut self) {
+        self.decoder.reset();
+        self.concealer.reset();
+        self.origin = None;
+        self.ssrc = None;
+        self.store.clear();
+        self.played_seq = None;
+        self.seen.clear();
+        self.run.clear();
+        self.pending.clear();
+        self.chunk = 0;
+        self.stretch_concealed = 0;
+        self.stretch_silent = 0;
+        self.last_transit = None;
+        self.stats = Stats::default();
+        self.rtp = RtpStats::default();
+    }
+
+    pub fn set_latency(&mut self, latency_ns: u64) {
+        self.latency_ns = clamp_ns(latency_ns);
+    }
+
+    pub fn set_upstream_latency(&mut self, upstream_ns: u64) {
+        self.upstream_ns = clamp_ns(upstream_ns);
+    }
+
+    /// Chooses how the PCM concealer fills missing L16/G.711 audio (Opus conceals by itself).
+    /// A change forgets the concealer's history.
+    pub fn set_plc_method(&mut self, method: crate::conceal::PlcMethod) {
+        self.concealer.set_method(method);
+    }
+
+    /// Starts the output at running time `now_ns` before any packet: silence until the first.
+    pub fn start(&mut self, now_ns: u64) {
+        self.origin.get_or_insert(clamp_ns(now_ns));
+    }
+
+    pub fn started(&self) -> bool {
+        self.origin.is_some()
+    }
+
+    /// Nothing received is queued or decoded ahead of the play head (concealment made ahead,
+    /// because codec PLC comes in 2.5 ms steps, does not count).
+    pub fn is_drained(&self) -> bool {
+        self.store.is_empty() && (self.pending.is_empty() || self.pending_kind != Kind::Real)
+    }
+
+    /// Received audio queued ahead of the play head, gaps included (frames).
+    pub fn queued_frames(&self) -> i64 {
+        let pending_end = if self.pending_kind == Kind::Real {
+            self.pending_pos + (self.pending.len() / self.channels) as i64
+        } else {
+            0
+        };
+        let end = self
+            .store
+            .values()
+            .map(|p| p.pos + p.frames)
+            .max()
+            .unwrap_or(0)
+            .max(pending_end);
+        (end - self.play_head()).max(0)
+    }
+
+    pub fn max_queue_ns(&self) -> u64 {
+        max_queue_ns(self.latency_ns as u64)
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        let origin = self.origin?;
+        let t =
+            origin + self.upstream_ns + self.latency_ns + frames_to_ns(self.play_head(), self.rate);
+        Some(t.max(0) as u64)
+    }
+
+    fn play_head(&self) -> i64 {
+        chunk_start(self.chunk, self.rate)
+    }
+
+    /// Position at which a packet arriving at `arrival` waits exactly the latency.
+    fn arrival_pos(&self, arrival: i64) -> i64 {
+        ns_to_frames(arrival - self.origin.unwrap_or(arrival), self.rate)
+    }
+
+    /// Queues an RTP packet (header already validated, payload non-empty) that arrived at
+    /// running time `arrival_ns`.
+    pub fn push(&mut self, arrival_ns: u64, header: Header, payload: &[u8]) -> RtpPushOutcome {
+        let frames = match self.decoder.frames(payload) {
+            Ok(f) => f as i64,
+            Err(e) => {
+                self.rtp.invalid_payload += 1;
+                return RtpPushOutcome::Invalid(e);
+            }
+        };
+        let arrival = clamp_ns(arrival_ns);
+        self.stats.received += 1;
+        self.origin.get_or_insert(arrival);
+
+        let Some(ssrc) = self.ssrc else {
+            // The very first packet starts the stream.
+            return self.resync(vec![Misfit {
+                header,
+                arrival,
+                frames,
+                payload: payload.to_vec(),
+                late_only: false,
+            }]);
+        };
+
+        let seq = unwrap(self.highest_seq, 16, u64::from(header.seq));
+        let delta = seq - self.highest_seq;
+        let ts = unwrap(self.last_ts, 32, u64::from(header.ts));
+        let pos = self.anchor_pos + (ts - self.anchor_ts);
+        let head = self.play_head();
+        let ahead = pos - self.arrival_pos(arrival);
+        let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
+        // A forward sequence jump beyond MAX_DROPOUT whose timestamp still fits the timeline is
+        // a long loss, not a restart.
+        let fits_seq = header.ssrc == ssrc
+            && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
+                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead);
+
+        if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
+            self.rtp.duplicates += 1;
+            return RtpPushOutcome::Duplicate;
+        }
+        let late =
+            fits_seq && (pos + self.snap < head || self.played_seq.is_some_and(|p| seq <= p));
+        if late && header.marker && self.played_seq.is_none_or(|p| seq > p) {
+            // The marker bit starts a talkspurt after silence: the silence absorbs moving the
+            // timeline, so a late talkspurt start (newer than anything played: not an old
+            // straggler) resyncs at once instead of losing its first syllable.
+            return self.resync(vec![Misfit {
+                header,
+                arrival,
+                frames,
+                payload: payload.to_vec(),
+                late_only: true,
+            }]);
+        }
+        if !fits_seq || late || ahead > max_ahead {
+            if late {
+                self.stats.late += 1;
+            }
+            return self.misfit(Misfit {
+                header,
+                arrival,
+                frames,
+                payload: payload.to_vec(),
+                late_only: late,
+            });
+        }
+        self.run.clear();
+        self.accept(arrival, seq, ts, pos, frames, payload);
+        RtpPushOutcome::Queued { pos }
+    }
+
+    fn accept(&mut self, arrival: i64, seq: i64, ts: i64, pos: i64, frames: i64, payload: &[u8]) {
+        if seq < self.highest_seq {
+            self.rtp.reordered += 1;
+        } else {
+            self.highest_seq = seq;
+            self.last_ts = ts;
+        }
+        // RFC 3550 §6.4.1 interarrival jitter, in timestamp units.
+        let transit = ns_to_frames(arrival, self.rate) - ts;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).abs() as f64;
+            self.rtp.jitter += (d - self.rtp.jitter) / 16.0;
+        }
+        self.last_transit = Some(transit);
+        self.seen.insert(seq);
+        while self.seen.len() > SEEN {
+            self.seen.pop_first();
+        }
+        let origin = self.origin.unwrap_or(arrival);
+        self.stats.last_wait_ns =
+            Some(origin + self.latency_ns + frames_to_ns(pos, self.rate) - arrival);
+        self.store.insert(
+            seq,
+            Stored {
+                pos,
+                frames,
+                payload: payload.to_vec(),
+            },
+        );
+        self.bound_store();
+    }
+
+    /// Memory bound: at most [`MAX_PACKETS`] packets, spanning at most the queue bound plus
+    /// [`MAX_BACKLOG_NS`] (a blocked downstream); the oldest go first.
+    fn bound_store(&mut self) {
+        let span_cap = ns_to_frames(self.max_queue_ns() as i64 + MAX_BACKLOG_NS, self.rate);
+        while self.store.len() > 1 {
+            let first = self.store.first_key_value().map_or(0, |(_, p)| p.pos);
+            let last = self
+                .store
+                .last_key_value()
+                .map_or(0, |(_, p)| p.pos + p.frames);
+            if self.store.len() <= MAX_PACKETS && last - first <= span_cap {
+                break;
+            }
+            self.store.pop_first();
+            self.stats.overflow_dropped += 1;
+        }
+    }
+
+    /// Holds a packet that does not fit; resyncs if the run of misfits proves a new timeline.
+    fn misfit(&mut self, m: Misfit) -> RtpPushOutcome {
+        let follows = self.run.last().is_some_and(|p| {
+            let dts = m.header.ts.wrapping_sub(p.header.ts) as i32 as i64;
+            p.header.ssrc == m.header.ssrc
+                && m.header.seq == p.header.seq.wrapping_add(1)
+                && (1..=i64::from(self.rate)).contains(&dts)
+        });
+        if !follows {
+            self.run.clear();
+        }
+        let late = m.late_only;
+        self.run.push(m);
+        self.rtp.misfits += 1;
+        let n = self.run.len();
+        let proven = if self.run.iter().all(|m| m.late_only) {
+            n >= LATE_RUN && {
+                let (a, b) = (&self.run[0], &self.run[n - 1]);
+                let dts = i64::from(b.header.ts.wrapping_sub(a.header.ts));
+                let dt = frames_to_ns(dts, self.rate);
+                (b.arrival - a.arrival) * PACE_DEN >= dt * PACE_NUM
+            }
+        } else {
+            n >= 2
+        };
+        if proven {
+            let run = std::mem::take(&mut self.run);
+            // Their late counts were provisional: they belong to the new timeline.
+            self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
+            self.rtp.misfits -= n as u64;
+            return self.resync(run);
+        }
+        // Bound what a run holds (a long late run that never proves pace).
+        if self.run.len() > 64 {
+            self.run.remove(0);
+        }
+        if late {
+            RtpPushOutcome::Late
+        } else {
+            RtpPushOutcome::Misfit
+        }
+    }
+
+    /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits
+    /// the full latency; the earlier ones go before it if their slots are still ahead.
+    fn resync(&mut self, run: Vec<Misfit>) -> RtpPushOutcome {
+        let last = run.last().expect("a resync needs a packet");
+        let existed = self.ssrc.is_some();
+        let new_ssrc = self.ssrc != Some(last.header.ssrc);
+        if existed {
+            self.stats.resyncs += 1;
+            if new_ssrc {
+                self.rtp.ssrc_changes += 1;
+            }
+            self.stats.overflow_dropped += self.store.len() as u64;
+            self.concealer.discontinuity();
+        }
+        if new_ssrc {
+            self.decoder.reset();
+        }
+        self.store.clear();
+        self.seen.clear();
+        self.played_seq = None;
+        self.last_transit = None;
+        self.ssrc = Some(last.header.ssrc);
+        self.rtp.ssrc = self.ssrc;
+        self.rtp.payload_type = Some(last.header.pt);
+
+        // Unwrapping restarts from the run's first packet.
+        let first = &run[0];
+        self.highest_seq = i64::from(first.header.seq);
+        self.last_ts = i64::from(first.header.ts);
+        let head = self.play_head();
+        let pending_end = self.pending_pos + (self.pending.len() / self.channels) as i64;
+        let pos = self.arrival_pos(last.arrival).max(head).max(pending_end);
+        self.anchor_pos = pos;
+        self.anchor_ts = unwrap(self.last_ts, 32, u64::from(last.header.ts));
+        for m in &run {
+            let seq = unwrap(self.highest_seq, 16, u64::from(m.header.seq));
+            let ts = unwrap(self.last_ts, 32, u64::from(m.header.ts));
+            let p = self.anchor_pos + (ts - self.anchor_ts);
+            if p >= head && p >= pending_end {
+                self.accept(m.arrival, seq, ts, p, m.frames, &m.payload);
+            }
+        }
+        if !existed {
+            return RtpPushOutcome::Queued { pos };
+        }
+        // Play on from the new timeline's first packet; what comes before it is concealed.
+        self.played_seq = self.store.first_key_value().map(|(s, _)| s - 1);
+        RtpPushOutcome::Resynced { pos }
+    }
+
+    /// Produces the next 10 ms chunk into `out`. Call it when the clock reaches
+    /// [`RtpPlayout::next_deadline`].
+    pub fn pop(&mut self, out: &mut Vec<f32>) -> Chunk {
+        let ch = self.channels;
+        let head = self.play_head();
+        let frames = chunk_start(self.chunk + 1, self.rate) - head;
+        out.clear();
+        out.resize(frames as usize * ch, 0.0);
+
+        let mut i = 0;
+        let mut real = 0;
+        let mut audible = false;
+        while i < frames {
+            let pos = head + i;
+            if !self.pending.is_empty() {
+                let pend = (self.pending.len() / ch) as i64;
+                if self.pending_pos + pend <= pos {
+                    self.pending.clear();
+                } else if self.pending_pos <= pos {
+                    let skip = (pos - self.pending_pos) as usize * ch;
+                    self.pending.drain(..skip);
+                    self.pending_pos = pos;
+                    let take = ((self.pending.len() / ch) as i64).min(frames - i);
+                    let dst = &mut out[i as usize * ch..(i + take) as usize * ch];
+                    for (d, s) in dst.iter_mut().zip(self.pending.drain(..take as usize * ch)) {
+                        *d = s;
+                    }
+                    self.pending_pos += take;
+                    match self.pending_kind {
+                        Kind::Real => {
+                            if !self.decoder.has_plc() {
+                                self.concealer.real(dst);
+                            }
+                            real += take;
+                        }
+                        Kind::Concealed | Kind::Dtx => {
+                            let silent = dst.iter().all(|&x| x == 0.0);
+                            audible |= !silent;
+                            self.count_filled(take, silent);
+                        }
+                    }
+                    i += take;
+                    continue;
+                }
+            }
+            self.fill(pos, frames - i, &mut out[i as usize * ch..]);
+            if self.pending.is_empty() {
+                // Nothing could be produced (cannot happen with a valid decoder): silence.
+                self.stats.silent_frames += (frames - i) as u64;
+                break;
+            }
+        }
+
+        let origin = self.origin.unwrap_or(0);
+        let pts = origin + frames_to_ns(head, self.rate);
+        let next_pts = origin + frames_to_ns(head + frames, self.rate);
+        let chunk = Chunk {
+            pts: pts.max(0) as u64,
+            duration: (next_pts - pts).max(0) as u64,
+            offset: head.max(0) as u64,
+            frames: frames as usize,
+            real_frames: real as usize,
+            discont: self.chunk == 0,
+            silent: real == 0 && !audible,
+        };
+        self.chunk += 1;
+        self.stats.pushed += 1;
+        self.stats.played_frames += real as u64;
+        chunk
+    }
+
+    fn count_filled(&mut self, frames: i64, silent: bool) {
+        let frames = frames as u64;
+        if self.pending_kind == Kind::Dtx {
+            self.rtp.dtx_frames += frames;
+        } else if silent {
+            self.stats.silent_frames += frames;
+            self.stretch_silent += frames;
+        } else {
+            self.stats.concealed_frames += frames;
+            self.stretch_concealed += frames;
+        }
+    }
+
+    /// Puts the audio for `pos` onwards (at least one frame, at most `want` frames unless the
+    /// codec decodes more) into `pending`. `rest` is the caller's output from `pos` on, used as
+    /// scratch room by the PCM concealer.
+    fn fill(&mut self, pos: i64, want: i64, rest: &mut [f32]) {
+        let ch = self.channels;
+        // Packets whose audio is entirely behind the play head can no longer play.
+        while let Some((&seq, p)) = self.store.first_key_value() {
+            if p.pos + p.frames <= pos || self.played_seq.is_some_and(|s| seq <= s) {
+                self.store.pop_first();
+                self.stats.late += 1;
+            } else {
+                break;
+            }
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let next = self.store.first_key_value().map(|(&s, p)| (s, p.pos));
+        match next {
+            Some((seq, ppos)) if ppos <= pos + self.snap => {
+                let p = self.store.pop_first().expect("first exists").1;
+                match self.played_seq {
+                    Some(last) if seq > last + 1 => {
+                        // A sequence jump counts no more packets than fit in the time gap.
+                        let by_time = (ppos - self.played_end).max(0) / p.frames.max(1);
+                        self.stats.lost += (seq - last - 1).min(by_time.max(1)) as u64;
+                    }
+                    Some(last) if seq == last + 1 => {
+                        // Nothing was missing: what was filled since the last packet was a
+                        // sender pause (DTX), not a loss.
+                        self.stats.concealed_frames -= self.stretch_concealed;
+                        self.stats.silent_frames -= self.stretch_silent;
+                        self.rtp.dtx_frames += self.stretch_concealed + self.stretch_silent;
+                    }
+                    _ => {}
+                }
+                self.stretch_concealed = 0;
+                self.stretch_silent = 0;
+                self.played_seq = Some(seq);
+                self.played_end = ppos + p.frames;
+                let n = self.decoder.decode(&p.payload, &mut scratch) as i64;
+                // A packet within `snap` of where the audio so far ends continues it: its
+                // timestamp is a few samples off (payloaders stamp capture times), and playing
+                // it seamlessly beats cutting or padding the decoder's continuous output.
+                let at = if (ppos - pos).abs() <= self.snap {
+                    pos
+                } else {
+                    ppos
+                };
+                if n == 0 {
+                    // libopus refused a packet that parsed: conceal its duration instead.
+                    self.decoder.conceal(p.frames as usize, &mut scratch);
+                    self.set_pending(at, Kind::Concealed, &scratch);
+                } else {
+                    self.set_pending(at, Kind::Real, &scratch);
+                }
+            }
+            _ => {
+                let gap_end = next.map_or(i64::MAX, |(_, p)| p);
+                let gap = (gap_end - pos).min(want).max(1);
+                let dtx = match (next, self.played_seq) {
+                    (Some((seq, _)), Some(last)) => seq == last + 1,
+                    _ => false,
+                };
+                if self.played_seq.is_none() {
+                    // Before the first packet: silence.
+                    scratch.resize(gap as usize * ch, 0.0);
+                    self.set_pending(pos, Kind::Concealed, &scratch);
+                } else if self.decoder.has_plc() {
+                    self.codec_fill(pos, gap, gap_end, next.map(|n| n.0), dtx, &mut scratch);
+                } else {
+                    let n = (gap as usize).min(rest.len() / ch);
+                    let dst = &mut rest[..n * ch];
+                    self.concealer.conceal(dst);
+                    scratch.extend_from_slice(dst);
+                    let kind = if dtx { Kind::Dtx } else { Kind::Concealed };
+                    self.set_pending(pos, kind, &scratch);
+                }
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// Opus: fills the gap starting at `pos` from FEC or DRED when they cover it, else PLC.
+    fn codec_fill(
+        &mut self,
+        pos: i64,
+        gap: i64,
+        gap_end: i64,
+        next_seq: Option<i64>,
+        dtx: bool,
+        scratch: &mut Vec<f32>,
+    ) {
+        let whole_gap = gap_end - pos;
+        let mut gap = gap;
+        if let (Some(seq), Some(last)) = (next_seq, self.played_seq)
+            && !dtx
+            && whole_gap > 0
+        {
+            let next = &self.store[&seq].payload;
+            let next_frames = self.store[&seq].frames;
+            let step = self.decoder.conceal_step() as i64;
+            if seq >= last + 2 && self.decoder.has_fec(next) {
+                // The next packet carries LBRR for the one just before it: once the gap is down
+                // to that packet's slot (timestamps taken from capture times may be a few
+                // samples off), decode it from the FEC; until then conceal up to that slot.
+                if (whole_gap - next_frames).abs() < step {
+                    let next = next.clone();
+                    let n = self
+                        .decoder
+                        .decode_fec(&next, next_frames as usize, scratch);
+                    if n > 0 {
+                        self.rtp.fec_recovered += 1;
+                        self.set_pending(pos, Kind::Real, scratch);
+                        // The missing packets are accounted for here.
+                        self.stats.lost += (seq - last - 1) as u64;
+                        self.played_seq = Some(seq - 1);
+                        return;
+                    }
+                } else if whole_gap > next_frames {
+                    gap = gap.min(whole_gap - next_frames);
+                }
+            }
+            // Deep redundancy: rebuild the gap from its start while the DRED reaches it.
+            let next = next.clone();
+            let (reach, end) = self.decoder.dred_frames(&next);
+            let step = gap.min(whole_gap - end as i64);
+            if reach as i64 >= whole_gap && step > 0 {
+                let n = self
+                    .decoder
+                    .decode_dred(whole_gap as usize, step as usize, scratch);
+                if n > 0 {
+                    if n as i64 >= whole_gap - end as i64 {
+                        self.rtp.dred_recovered += (seq - last - 1) as u64;
+                    }
+                    self.set_pending(pos, Kind::Real, scratch);
+                    return;
+                }
+            }
+        }
+        let n = self.decoder.conceal(gap as usize, scratch);
+        self.rtp.codec_plc_frames += n as u64;
+        let kind = if dtx { Kind::Dtx } else { Kind::Concealed };
+        // PLC rounds up to 2.5 ms: never let it run into the next packet's slot.
+        let keep = (n as i64).min(whole_gap.max(1)) as usize * self.channels;
+        scratch.truncate(keep);
+        self.set_pending(pos, kind, scratch);
+    }
+
+    fn set_pending(&mut self, pos: i64, kind: Kind, samples: &[f32]) {
+        self.pending.clear();
+        self.pending.extend(samples.iter().copied());
+        self.pending_pos = pos;
+        self.pending_kind = kind;
+    }
+}
+
+/// RFC 3550 Appendix A.1-style unwrapping of a `bits`-wide counter `value` to the extended value
+/// closest to `reference`.
+fn unwrap(reference: i64, bits: u32, value: u64) -> i64 {
+    let modulus = 1i64 << bits;
+    let half = modulus / 2;
+    let diff = (value as i64 - reference).rem_euclid(modulus);
+    let diff = if diff >= half { diff - modulus } else { diff };
+    reference + diff
+}
+
+fn clamp_ns(ns: u64) -> i64 {
+    ns.min(i64::MAX as u64 / 4) as i64
+}
+
+#[cfg(test)]
+mod tests;

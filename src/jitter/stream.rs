@@ -1,0 +1,84 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One input stream of the jitter buffer, raw PCM or RTP: the element drives both through the
+//! same calls.
+
+use super::playout::{Chunk, Playout, Stats};
+use super::rtp_playout::{RtpPlayout, RtpStats};
+
+#[derive(Debug)]
+pub enum Stream {
+    Raw(Box<Playout>),
+    Rtp(Box<RtpPlayout>),
+}
+
+macro_rules! both {
+    ($self:ident, $p:ident => $e:expr) => {
+        match $self {
+            Stream::Raw($p) => $e,
+            Stream::Rtp($p) => $e,
+        }
+    };
+}
+
+impl Stream {
+    pub fn rate(&self) -> u32 {
+        both!(self, p => p.rate())
+    }
+
+    pub fn channels(&self) -> usize {
+        both!(self, p => p.channels())
+    }
+
+    pub fn stats(&self) -> &Stats {
+        both!(self, p => p.stats())
+    }
+
+    /// RTP counters (None for raw input).
+    pub fn rtp_stats(&self) -> Option<&RtpStats> {
+        match self {
+            Stream::Raw(_) => None,
+            Stream::Rtp(p) => Some(p.rtp_stats()),
+        }
+    }
+
+    pub fn reset(&mut self) {
+        both!(self, p => p.reset())
+    }
+
+    pub fn set_latency(&mut self, latency_ns: u64) {
+        both!(self, p => p.set_latency(latency_ns))
+    }
+
+    pub fn set_upstream_latency(&mut self, upstream_ns: u64) {
+        both!(self, p => p.set_upstream_latency(upstream_ns))
+    }
+
+    /// How the PCM concealer fills what is missing (Opus conceals by itself).
+    pub fn set_plc_method(&mut self, method: crate::conceal::PlcMethod) {
+        both!(self, p => p.set_plc_method(method))
+    }
+
+    pub fn start(&mut self, now_ns: u64) {
+        both!(self, p => p.start(now_ns))
+    }
+
+    pub fn started(&self) -> bool {
+        both!(self, p => p.started())
+    }
+
+    pub fn is_drained(&self) -> bool {
+        both!(self, p => p.is_drained())
+    }
+
+    pub fn queued_frames(&self) -> i64 {
+        both!(self, p => p.queued_frames())
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        both!(self, p => p.next_deadline())
+    }
+
+    pub fn pop(&mut self, out: &mut Vec<f32>) -> Chunk {
+        both!(self, p => p.pop(out))
+    }
+}

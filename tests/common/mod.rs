@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Helpers shared by the `gst_check::Harness` element tests.
+#![allow(dead_code)]
+
+use std::sync::Once;
+
+use gst::prelude::*;
+use gst_check::Harness;
+
+pub const MS: u64 = 1_000_000;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstnetaudio::plugin_register_static().expect("register plugin");
+    });
+}
+
+/// A deterministic pseudo-random sequence (no dependency, same on every machine).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next_f64(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+pub fn s16(bytes: &[u8]) -> Vec<i16> {
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+pub fn buffer(pts: u64, data: Vec<u8>) -> gst::Buffer {
+    let mut b = gst::Buffer::from_mut_slice(data);
+    b.get_mut()
+        .unwrap()
+        .set_pts(gst::ClockTime::from_nseconds(pts));
+    b
+}
+
+/// A harness whose output starts with the first datagram (most tests count from it).
+pub fn harness(caps: &str, latency_ms: u32) -> Harness {
+    harness_with(caps, latency_ms, false)
+}
+
+pub fn harness_with(caps: &str, latency_ms: u32, silence_until_data: bool) -> Harness {
+    init();
+    let mut h = Harness::new("plcjitterbuffer");
+    h.element().unwrap().set_property("latency", latency_ms);
+    h.element()
+        .unwrap()
+        .set_property("silence-until-data", silence_until_data);
+    h.set_src_caps_str(caps);
+    h.play();
+    h
+}
+
+pub fn stats(h: &Harness) -> gst::Structure {
+    h.element().unwrap().property::<gst::Structure>("stats")
+}
+
+pub fn stat(h: &Harness, name: &str) -> u64 {
+    stats(h).get::<u64>(name).unwrap()
+}
+
+/// Asserts that output buffer `j` of a stream at `rate` starting at `origin` is exactly the 10 ms
+/// chunk the frame counter says.
+#[track_caller]
+pub fn assert_chunk(buf: &gst::BufferRef, j: u64, rate: u64, origin: u64, bpf: usize) {
+    let first = j * rate / 100;
+    let next = (j + 1) * rate / 100;
+    let frames = next - first;
+    assert_eq!(buf.size(), frames as usize * bpf, "size of buffer {j}");
+    assert_eq!(buf.offset(), first, "offset of buffer {j}");
+    assert_eq!(buf.offset_end(), next, "offset_end of buffer {j}");
+    let pts = origin + first * 1_000_000_000 / rate;
+    let end = origin + next * 1_000_000_000 / rate;
+    assert_eq!(
+        buf.pts(),
+        Some(gst::ClockTime::from_nseconds(pts)),
+        "pts {j}"
+    );
+    assert_eq!(
+        buf.duration(),
+        Some(gst::ClockTime::from_nseconds(end - pts)),
+        "duration {j}"
+    );
+}
+
+/// Drives the element: before each output deadline, pushes every input that has arrived by
+/// then; cranks the test clock to the deadline; pulls the buffer and hands it to `check`.
+pub fn drive(
+    h: &mut Harness,
+    latency: u64,
+    n_out: u64,
+    mut inputs: impl Iterator<Item = (u64, Vec<u8>)>,
+    mut check: impl FnMut(u64, &gst::Buffer),
+) {
+    let mut pending = inputs.next();
+    let origin = pending.as_ref().expect("at least one input").0;
+    for j in 0..n_out {
+        let deadline = origin + latency + j * 10 * MS;
+        while let Some((arrival, _)) = pending.as_ref() {
+            if *arrival > deadline {
+                break;
+            }
+            let (arrival, data) = pending.take().unwrap();
+            h.push(buffer(arrival, data)).expect("push");
+            pending = inputs.next();
+        }
+        h.crank_single_clock_wait().expect("crank");
+        let out = h.pull().expect("output buffer");
+        check(j, &out);
+    }
+}
