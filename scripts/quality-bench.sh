@@ -5,22 +5,18 @@
 # per concealed 10 ms. Writes bench-out/quality/results.{md,csv} and prints the tables.
 #   scripts/quality-bench.sh [--quick] [--methods expand,appendix-i,...]
 # Needs espeak-ng, python3-venv and a C compiler (scripts/setup-deps.sh); the Python packages
-# (pesq, pystoi, numpy, scipy) go into .venv from PyPI on the first run.
+# come from scripts/python-env.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=${QUALITY_VENV:-.venv}
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import pesq, pystoi, numpy, scipy" 2>/dev/null; then
-  echo "quality-bench: setting up $venv (pesq, pystoi, numpy, scipy from PyPI)" >&2
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q pesq pystoi numpy scipy
-fi
+# The project's Python (numpy, scipy, pesq, pystoi; a venv under target/pyenv on first use).
+python=$(scripts/python-env.sh)
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --example plc_bench >&2
 out=bench-out/quality
 mkdir -p "$out"
-"$venv/bin/python" scripts/quality/bench.py --bench "$target/release/examples/plc_bench" --out "$out" "$@"
+"$python" scripts/quality/bench.py --bench "$target/release/examples/plc_bench" --out "$out" "$@"
 
 echo
 echo "### CPU time per concealed 10 ms (pure concealer, release build, one core)"
