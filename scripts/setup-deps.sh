@@ -9,6 +9,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-pulseaudio pulseaudio pulseaudio-utils
   libopus-dev espeak-ng iproute2 util-linux
+  python3-venv python3-dev build-essential
 )
 
 missing=()

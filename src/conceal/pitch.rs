@@ -44,6 +44,8 @@ pub(super) struct PitchSearch {
     coarse: Vec<f32>,
     /// Coarse correlation per coarse lag, from the shortest.
     scores: Vec<f32>,
+    /// Normalized correlation at the period of the last estimate (0 when none): the voicing.
+    score: f32,
 }
 
 impl PitchSearch {
@@ -61,6 +63,7 @@ impl PitchSearch {
             mono: vec![0.0; span],
             coarse: vec![0.0; span / factor],
             scores: vec![0.0; max_lag / factor + 1],
+            score: 0.0,
         }
     }
 
@@ -73,6 +76,19 @@ impl PitchSearch {
         channels: usize,
         longest: usize,
     ) -> Option<usize> {
+        self.score = 0.0;
+        let (period, score) = self.search(history, channels, longest)?;
+        self.score = score;
+        Some(period)
+    }
+
+    /// The normalized correlation at the period of the last [`PitchSearch::estimate`] (at the
+    /// best coarse lag when unvoiced), 0 when it found none.
+    pub(super) fn score(&self) -> f32 {
+        self.score
+    }
+
+    fn search(&mut self, history: &[f32], channels: usize, longest: usize) -> Option<(usize, f32)> {
         let max_lag = self.max_lag.min(longest);
         if max_lag < self.min_lag || !self.mix_to_mono(history, channels) {
             return None;
@@ -82,7 +98,7 @@ impl PitchSearch {
         let hi = max_lag / self.factor;
         if lo > hi {
             // A range narrower than one coarse step: search it all at full rate.
-            return Some(self.refine(self.min_lag, max_lag).0);
+            return Some(self.refine(self.min_lag, max_lag));
         }
         self.score_coarse(lo, hi);
         let scores = &self.scores[..=hi - lo];
@@ -91,7 +107,7 @@ impl PitchSearch {
             // With the full range searched, repeat the longest period. With a history too short
             // for that, the period may simply be out of reach: report none rather than loop a
             // segment that does not match itself.
-            return (max_lag == self.max_lag).then_some(max_lag);
+            return (max_lag == self.max_lag).then_some((max_lag, best_score));
         }
         let (lag, score) = self.refine_around((lo + best) * self.factor, max_lag);
         if let Some(shorter) =
@@ -100,10 +116,10 @@ impl PitchSearch {
             let (short_lag, short_score) =
                 self.refine_around((lo + shorter) * self.factor, max_lag);
             if short_score >= SHORTER_PERIOD_RATIO * score {
-                return Some(short_lag);
+                return Some((short_lag, short_score));
             }
         }
-        Some(lag)
+        Some((lag, score))
     }
 
     /// Mixes the newest frames of `history` into `mono`, normalized to a peak of 1. False if

@@ -72,12 +72,18 @@ pub(super) struct Stretch {
     overlap: Rise,
     /// The widest loop the history allows.
     max_periods: usize,
+    /// The widest loop wanted.
+    widest: usize,
     cursor: Cursor,
     /// The loop being faded out after a widening, and the fade's progress.
     fading: Option<Cursor>,
     fade_step: usize,
     /// Frames produced in this stretch.
     elapsed: usize,
+    /// Level of the loop relative to the history it repeats (1 unless set by the caller).
+    scale: f64,
+    /// Apply the start-edge correction (unless the caller joins the loop in by itself).
+    correct: bool,
     /// Per channel: last output minus the loop's own preceding sample (start-edge correction).
     offsets: Vec<f64>,
     /// Per channel: the largest magnitude in the real history. Concealment never exceeds it: the
@@ -87,9 +93,23 @@ pub(super) struct Stretch {
 }
 
 impl Stretch {
+    /// A stretch with G.711 Appendix I's level: full for 10 ms, silent after 60 ms.
     pub(super) fn new(rate: u32, channels: usize) -> Self {
-        let full_level = ms_to_frames(FULL_LEVEL_MS, rate);
-        let silent_after = ms_to_frames(SILENT_AFTER_MS, rate);
+        Self::with_options(rate, channels, true, MAX_PERIODS)
+    }
+
+    /// A stretch that stays at full level (`fade` false) for a caller that applies its own
+    /// level, or with Appendix I's level (`fade` true); its loop widens up to `widest` periods
+    /// (1 to `MAX_PERIODS`).
+    pub(super) fn with_options(rate: u32, channels: usize, fade: bool, widest: usize) -> Self {
+        let (full_level, silent_after) = if fade {
+            (
+                ms_to_frames(FULL_LEVEL_MS, rate),
+                ms_to_frames(SILENT_AFTER_MS, rate),
+            )
+        } else {
+            (usize::MAX, usize::MAX)
+        };
         let correction_len = ms_to_frames(START_CORRECTION_MS, rate).max(1);
         let mut correction = Rise::with_capacity(correction_len);
         correction.set_len(correction_len);
@@ -99,16 +119,19 @@ impl Stretch {
             widen_at: WIDEN_MS.map(|ms| ms_to_frames(ms, rate)),
             full_level,
             silent_after,
-            fade_per_frame: 1.0 / (silent_after - full_level) as f64,
+            fade_per_frame: 1.0 / silent_after.saturating_sub(full_level).max(1) as f64,
             correction,
             end: 0,
             period: 0,
             overlap: Rise::with_capacity(overlap_for(longest_period)),
             max_periods: 1,
+            widest: widest.clamp(1, MAX_PERIODS),
             cursor: Cursor { periods: 1, pos: 0 },
             fading: None,
             fade_step: 0,
             elapsed: 0,
+            scale: 1.0,
+            correct: true,
             offsets: vec![0.0; channels],
             peaks: vec![0.0; channels],
         }
@@ -122,7 +145,7 @@ impl Stretch {
         self.period = period.unwrap_or(0);
         self.overlap.set_len(overlap_for(self.period));
         let overlap = self.overlap.len();
-        self.max_periods = (1..=MAX_PERIODS)
+        self.max_periods = (1..=self.widest)
             .rev()
             .find(|&k| k * self.period + overlap <= available)
             .unwrap_or(1);
@@ -141,7 +164,11 @@ impl Stretch {
             } else {
                 0.0
             };
-            self.offsets[c] = f64::from(snapshot[last + c]) - own;
+            self.offsets[c] = if self.correct {
+                f64::from(snapshot[last + c]) - self.scale * own
+            } else {
+                0.0
+            };
             self.peaks[c] = snapshot[(self.end - available.min(self.end)) * self.channels..]
                 .iter()
                 .skip(c)
@@ -149,6 +176,13 @@ impl Stretch {
                 .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
         }
         self.cursor.pos = 0;
+    }
+
+    /// Plays the next stretch's loop at `scale` times its level, with or without the
+    /// start-edge correction (from the next `start`).
+    pub(super) fn set_scale(&mut self, scale: f64, correct: bool) {
+        self.scale = scale;
+        self.correct = correct;
     }
 
     /// The period in use, if any.
@@ -169,7 +203,7 @@ impl Stretch {
         let audible = self.period > 0 && gain > 0.0;
         for (c, (out, &offset)) in frame.iter_mut().zip(&self.offsets).enumerate() {
             let substituted = if audible {
-                self.substitute(snapshot, c) * gain
+                self.substitute(snapshot, c) * gain * self.scale
             } else {
                 0.0
             };

@@ -5,6 +5,8 @@ use super::*;
 use std::f64::consts::PI;
 
 const RATES: [u32; 3] = [8000, 16000, 48000];
+/// The methods every scenario test runs on (the others have hard edges by design).
+const METHODS: [PlcMethod; 2] = [PlcMethod::AppendixI, PlcMethod::Expand];
 const CHUNK_MS: f32 = 10.0;
 /// Allowed step at an edge, relative to the largest step of the clean signal.
 const STEP_RATIO: f32 = 1.5;
@@ -183,13 +185,15 @@ fn assert_no_click(out: &[f32], signal: &Signal, range: std::ops::Range<usize>, 
 }
 
 /// Runs `check` on every wave, rate, channel count and loss length of the edge tests.
-fn for_each_edge_case(mut check: impl FnMut(&Signal, f32, &str)) {
+fn for_each_edge_case(method: PlcMethod, mut check: impl FnMut(&Signal, f32, &str)) {
     for wave in edge_waves() {
         for rate in RATES {
             for channels in [1, 2] {
                 for loss_ms in [10.0, 20.0, 40.0, 100.0] {
                     let signal = Signal::new(wave, rate, channels);
-                    let what = format!("{wave:?} at {rate} Hz, {channels} ch, {loss_ms} ms loss");
+                    let what = format!(
+                        "{method:?}: {wave:?} at {rate} Hz, {channels} ch, {loss_ms} ms loss"
+                    );
                     check(&signal, loss_ms, &what);
                 }
             }
@@ -199,91 +203,101 @@ fn for_each_edge_case(mut check: impl FnMut(&Signal, f32, &str)) {
 
 #[test]
 fn no_history_conceals_silence() {
-    for channels in [1, 2, 8] {
-        let mut c = Concealer::new(48000, channels);
-        let mut out = vec![0.7; 480 * channels];
-        c.conceal(&mut out);
-        assert!(out.iter().all(|&v| v == 0.0));
-        assert!(c.is_silent());
-        // The first real audio after that is a plain stream start.
-        let signal = Signal::new(Wave::Sine { hz: 220.0 }, 48000, channels);
-        let input = signal.render(0, 480);
-        let mut real = input.clone();
-        c.real(&mut real);
-        assert_eq!(real, input);
-        assert!(!c.is_silent());
+    for method in METHODS {
+        for channels in [1, 2, 8] {
+            let mut c = Concealer::with_method(48000, channels, method);
+            let mut out = vec![0.7; 480 * channels];
+            c.conceal(&mut out);
+            assert!(out.iter().all(|&v| v == 0.0));
+            assert!(c.is_silent());
+            // The first real audio after that is a plain stream start.
+            let signal = Signal::new(Wave::Sine { hz: 220.0 }, 48000, channels);
+            let input = signal.render(0, 480);
+            let mut real = input.clone();
+            c.real(&mut real);
+            assert_eq!(real, input);
+            assert!(!c.is_silent());
+        }
     }
 }
 
 #[test]
 fn start_edge_has_no_click() {
-    for_each_edge_case(|signal, loss_ms, what| {
-        let mut c = Concealer::new(signal.rate, signal.channels());
-        let (ops, start, _) = loss_scenario(signal, loss_ms);
-        let out = play(&mut c, signal, &ops);
-        assert_no_click(&out, signal, start - 10..start + 10, what);
-        // Stronger: also over the whole start-edge correction.
-        let correction = signal.frames(substitution::START_CORRECTION_MS);
-        assert_no_click(&out, signal, start - 10..start + correction + 10, what);
-    });
+    for method in METHODS {
+        for_each_edge_case(method, |signal, loss_ms, what| {
+            let mut c = Concealer::with_method(signal.rate, signal.channels(), method);
+            let (ops, start, _) = loss_scenario(signal, loss_ms);
+            let out = play(&mut c, signal, &ops);
+            assert_no_click(&out, signal, start - 10..start + 10, what);
+            // Stronger: also over the whole start-edge correction.
+            let correction = signal.frames(substitution::START_CORRECTION_MS);
+            assert_no_click(&out, signal, start - 10..start + correction + 10, what);
+        });
+    }
 }
 
 #[test]
 fn end_edge_has_no_click() {
-    for_each_edge_case(|signal, loss_ms, what| {
-        let mut c = Concealer::new(signal.rate, signal.channels());
-        let (ops, _, end) = loss_scenario(signal, loss_ms);
-        let out = play(&mut c, signal, &ops);
-        assert_no_click(&out, signal, end - 10..end + 10, what);
-        // Stronger: over the whole merge (at most 10 ms).
-        assert_no_click(
-            &out,
-            signal,
-            end - 10..end + signal.frames(MERGE_MAX_MS) + 10,
-            what,
-        );
-        // After the merge the real audio passes untouched.
-        let after = (end + signal.frames(MERGE_MAX_MS)) * signal.channels();
-        let truth = signal.render(0, out.len() / signal.channels());
-        assert_eq!(out[after..], truth[after..], "{what}");
-    });
+    for method in METHODS {
+        for_each_edge_case(method, |signal, loss_ms, what| {
+            let mut c = Concealer::with_method(signal.rate, signal.channels(), method);
+            let (ops, _, end) = loss_scenario(signal, loss_ms);
+            let out = play(&mut c, signal, &ops);
+            assert_no_click(&out, signal, end - 10..end + 10, what);
+            // Stronger: over the whole merge (at most 10 ms).
+            assert_no_click(
+                &out,
+                signal,
+                end - 10..end + signal.frames(MERGE_MAX_MS) + 10,
+                what,
+            );
+            // After the merge the real audio passes untouched.
+            let after = (end + signal.frames(MERGE_MAX_MS)) * signal.channels();
+            let truth = signal.render(0, out.len() / signal.channels());
+            assert_eq!(out[after..], truth[after..], "{what}");
+        });
+    }
 }
 
 #[test]
 fn concealment_has_no_click_anywhere() {
-    // Seams, widenings and the fade: the whole output stays within the edge bound.
-    for_each_edge_case(|signal, loss_ms, what| {
-        let mut c = Concealer::new(signal.rate, signal.channels());
-        let (ops, _, _) = loss_scenario(signal, loss_ms);
-        let out = play(&mut c, signal, &ops);
-        assert_no_click(&out, signal, 0..usize::MAX, what);
-    });
+    for method in METHODS {
+        // Seams, widenings and the fade: the whole output stays within the edge bound.
+        for_each_edge_case(method, |signal, loss_ms, what| {
+            let mut c = Concealer::with_method(signal.rate, signal.channels(), method);
+            let (ops, _, _) = loss_scenario(signal, loss_ms);
+            let out = play(&mut c, signal, &ops);
+            assert_no_click(&out, signal, 0..usize::MAX, what);
+        });
+    }
 }
 
 #[test]
 fn periodic_signal_is_continued_in_phase() {
-    for wave in [
-        Wave::Sine { hz: 220.0 },
-        Wave::Sine { hz: 1000.0 },
-        Wave::Voiced { f0: 120.0 },
-        Wave::Voiced { f0: 210.0 },
-    ] {
-        for rate in RATES {
-            for channels in [1, 2] {
-                let signal = Signal::new(wave, rate, channels);
-                let mut c = Concealer::new(rate, channels);
-                let (ops, start, _) = loss_scenario(&signal, 10.0);
-                let out = play(&mut c, &signal, &ops);
-                let truth = signal.render(0, out.len() / channels);
-                let lost = start * channels..(start + signal.frames(10.0)) * channels;
-                for ch in 0..channels {
-                    let y = channel(&out[lost.clone()], channels, ch);
-                    let x = channel(&truth[lost.clone()], channels, ch);
-                    let r = correlation(&y, &x);
-                    let level = db(energy(&y) / energy(&x));
-                    let what = format!("{wave:?} at {rate} Hz, channel {ch}/{channels}");
-                    assert!(r > 0.9, "{what}: correlation {r}");
-                    assert!(level.abs() <= 1.0, "{what}: level {level} dB");
+    for method in METHODS {
+        for wave in [
+            Wave::Sine { hz: 220.0 },
+            Wave::Sine { hz: 1000.0 },
+            Wave::Voiced { f0: 120.0 },
+            Wave::Voiced { f0: 210.0 },
+        ] {
+            for rate in RATES {
+                for channels in [1, 2] {
+                    let signal = Signal::new(wave, rate, channels);
+                    let mut c = Concealer::with_method(rate, channels, method);
+                    let (ops, start, _) = loss_scenario(&signal, 10.0);
+                    let out = play(&mut c, &signal, &ops);
+                    let truth = signal.render(0, out.len() / channels);
+                    let lost = start * channels..(start + signal.frames(10.0)) * channels;
+                    for ch in 0..channels {
+                        let y = channel(&out[lost.clone()], channels, ch);
+                        let x = channel(&truth[lost.clone()], channels, ch);
+                        let r = correlation(&y, &x);
+                        let level = db(energy(&y) / energy(&x));
+                        let what = format!("{wave:?} at {rate} Hz, channel {ch}/{channels}");
+                        assert!(r > 0.9, "{what}: correlation {r}");
+                        assert!(level.abs() <= 1.0, "{what}: level {level} dB");
+                    }
                 }
             }
         }
@@ -294,7 +308,7 @@ fn periodic_signal_is_continued_in_phase() {
 fn fades_to_silence_after_60ms() {
     let signal = Signal::new(Wave::Voiced { f0: 120.0 }, 16000, 1);
     let ten = signal.frames(10.0);
-    let mut c = Concealer::new(signal.rate, 1);
+    let mut c = Concealer::with_method(signal.rate, 1, PlcMethod::AppendixI);
     play(&mut c, &signal, &chunks(&signal, 100.0, Op::Real));
     let mut energies = Vec::new();
     for i in 0..10 {
@@ -335,100 +349,106 @@ fn fades_to_silence_after_60ms() {
 
 #[test]
 fn stereo_keeps_image() {
-    for rate in RATES {
-        for loss_ms in [10.0, 40.0] {
-            let mut signal = Signal::new(Wave::Sine { hz: 220.0 }, rate, 2);
-            signal.gains = vec![1.0, 0.2];
-            let mut c = Concealer::new(rate, 2);
-            let (ops, start, end) = loss_scenario(&signal, loss_ms);
-            let out = play(&mut c, &signal, &ops);
-            let lost = &out[start * 2..end * 2];
-            let ratio = db(energy(&channel(lost, 2, 0)) / energy(&channel(lost, 2, 1)));
-            let expected = db(1.0 / 0.04);
-            assert!(
-                (ratio - expected).abs() <= 1.0,
-                "{rate} Hz, {loss_ms} ms: {ratio} dB, expected {expected} dB"
-            );
+    for method in METHODS {
+        for rate in RATES {
+            for loss_ms in [10.0, 40.0] {
+                let mut signal = Signal::new(Wave::Sine { hz: 220.0 }, rate, 2);
+                signal.gains = vec![1.0, 0.2];
+                let mut c = Concealer::with_method(rate, 2, method);
+                let (ops, start, end) = loss_scenario(&signal, loss_ms);
+                let out = play(&mut c, &signal, &ops);
+                let lost = &out[start * 2..end * 2];
+                let ratio = db(energy(&channel(lost, 2, 0)) / energy(&channel(lost, 2, 1)));
+                let expected = db(1.0 / 0.04);
+                assert!(
+                    (ratio - expected).abs() <= 1.0,
+                    "{rate} Hz, {loss_ms} ms: {ratio} dB, expected {expected} dB"
+                );
+            }
         }
     }
 }
 
 #[test]
 fn tiny_and_empty_slices_are_fine() {
-    for rate in [8000, 48000] {
-        for channels in [1, 2] {
-            let signal = Signal::new(Wave::Sine { hz: 220.0 }, rate, channels);
-            let mut c = Concealer::new(rate, channels);
-            // Empty calls before anything: no effect.
-            c.real(&mut []);
-            c.conceal(&mut []);
-            c.discontinuity();
-            assert!(!c.is_silent());
-            // A pseudo-random mix of 0- and 1-frame calls, with a few longer real runs so the
-            // history fills, then the same at 10 ms granularity afterwards.
-            let mut seed = 12345u32;
-            let mut ops = Vec::new();
-            for _ in 0..3000 {
-                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                ops.push(match (seed >> 16) % 8 {
-                    0 => Op::Real(0),
-                    1 => Op::Lost(0),
-                    2 | 3 => Op::Lost(1),
-                    7 => Op::Real(signal.frames(1.0)),
-                    _ => Op::Real(1),
-                });
+    for method in METHODS {
+        for rate in [8000, 48000] {
+            for channels in [1, 2] {
+                let signal = Signal::new(Wave::Sine { hz: 220.0 }, rate, channels);
+                let mut c = Concealer::with_method(rate, channels, method);
+                // Empty calls before anything: no effect.
+                c.real(&mut []);
+                c.conceal(&mut []);
+                c.discontinuity();
+                assert!(!c.is_silent());
+                // A pseudo-random mix of 0- and 1-frame calls, with a few longer real runs so the
+                // history fills, then the same at 10 ms granularity afterwards.
+                let mut seed = 12345u32;
+                let mut ops = Vec::new();
+                for _ in 0..3000 {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    ops.push(match (seed >> 16) % 8 {
+                        0 => Op::Real(0),
+                        1 => Op::Lost(0),
+                        2 | 3 => Op::Lost(1),
+                        7 => Op::Real(signal.frames(1.0)),
+                        _ => Op::Real(1),
+                    });
+                }
+                ops.extend(chunks(&signal, 50.0, Op::Real));
+                let out = play(&mut c, &signal, &ops);
+                assert!(out.iter().all(|v| v.is_finite()));
+                assert_no_click(
+                    &out,
+                    &signal,
+                    0..usize::MAX,
+                    &format!("{rate} Hz {channels} ch"),
+                );
+                // A one-frame history, then a loss: no pitch to repeat, the last sample fades out.
+                c.reset();
+                let mut first = [0.4f32; 8];
+                c.real(&mut first[..channels]);
+                let mut out = vec![0.0; signal.frames(10.0) * channels];
+                c.conceal(&mut out);
+                let step = max_step(&channel(&out, channels, 0), 0..usize::MAX);
+                assert!((out[0] - 0.4).abs() < 0.05 && step < 0.05, "{step}");
+                assert!(c.is_silent());
             }
-            ops.extend(chunks(&signal, 50.0, Op::Real));
-            let out = play(&mut c, &signal, &ops);
-            assert!(out.iter().all(|v| v.is_finite()));
-            assert_no_click(
-                &out,
-                &signal,
-                0..usize::MAX,
-                &format!("{rate} Hz {channels} ch"),
-            );
-            // A one-frame history, then a loss: no pitch to repeat, the last sample fades out.
-            c.reset();
-            let mut first = [0.4f32; 8];
-            c.real(&mut first[..channels]);
-            let mut out = vec![0.0; signal.frames(10.0) * channels];
-            c.conceal(&mut out);
-            let step = max_step(&channel(&out, channels, 0), 0..usize::MAX);
-            assert!((out[0] - 0.4).abs() < 0.05 && step < 0.05, "{step}");
-            assert!(c.is_silent());
         }
     }
 }
 
 #[test]
 fn discontinuity_is_cross_faded() {
-    for wave in edge_waves() {
-        for rate in RATES {
-            for channels in [1, 2] {
-                let signal = Signal::new(wave, rate, channels);
-                let what = format!("{wave:?} at {rate} Hz {channels} ch");
-                let mut c = Concealer::new(rate, channels);
-                let mut out = play(&mut c, &signal, &chunks(&signal, 100.0, Op::Real));
-                let join = out.len() / channels;
-                // Skip 3.3 ms of the signal: a jump in phase.
-                let skip = signal.frames(3.3);
-                let mut after = signal.render(join + skip, signal.frames(50.0));
-                let untouched = after.clone();
-                let mut jumped = out.clone();
-                jumped.extend_from_slice(&after);
-                c.discontinuity();
-                c.real(&mut after);
-                out.extend_from_slice(&after);
-                assert_no_click(&out, &signal, join - 10..join + 10, &what);
-                let merge = signal.frames(MERGE_MAX_MS);
-                assert_no_click(&out, &signal, join - 10..join + merge + 10, &what);
-                assert_eq!(after[merge * channels..], untouched[merge * channels..]);
-                if matches!(wave, Wave::Sine { hz } if hz < 500.0) {
-                    // Without the cross-fade the jump would click.
-                    let raw = max_step(&channel(&jumped, channels, 0), join - 1..join + 1);
-                    let limit = STEP_RATIO
-                        * max_step(&channel(&signal.render(0, join), channels, 0), 0..join);
-                    assert!(raw > limit, "{what}: raw jump {raw} <= {limit}");
+    for method in METHODS {
+        for wave in edge_waves() {
+            for rate in RATES {
+                for channels in [1, 2] {
+                    let signal = Signal::new(wave, rate, channels);
+                    let what = format!("{wave:?} at {rate} Hz {channels} ch");
+                    let mut c = Concealer::with_method(rate, channels, method);
+                    let mut out = play(&mut c, &signal, &chunks(&signal, 100.0, Op::Real));
+                    let join = out.len() / channels;
+                    // Skip 3.3 ms of the signal: a jump in phase.
+                    let skip = signal.frames(3.3);
+                    let mut after = signal.render(join + skip, signal.frames(50.0));
+                    let untouched = after.clone();
+                    let mut jumped = out.clone();
+                    jumped.extend_from_slice(&after);
+                    c.discontinuity();
+                    c.real(&mut after);
+                    out.extend_from_slice(&after);
+                    assert_no_click(&out, &signal, join - 10..join + 10, &what);
+                    let merge = signal.frames(MERGE_MAX_MS);
+                    assert_no_click(&out, &signal, join - 10..join + merge + 10, &what);
+                    assert_eq!(after[merge * channels..], untouched[merge * channels..]);
+                    if matches!(wave, Wave::Sine { hz } if hz < 500.0) {
+                        // Without the cross-fade the jump would click.
+                        let raw = max_step(&channel(&jumped, channels, 0), join - 1..join + 1);
+                        let limit = STEP_RATIO
+                            * max_step(&channel(&signal.render(0, join), channels, 0), 0..join);
+                        assert!(raw > limit, "{what}: raw jump {raw} <= {limit}");
+                    }
                 }
             }
         }
@@ -437,175 +457,187 @@ fn discontinuity_is_cross_faded() {
 
 #[test]
 fn beats_silence_and_repetition() {
-    // 20 ms losses every 100 ms of a vowel with vibrato; SNR over the concealed stretches.
-    for rate in RATES {
-        for wave in [
-            Wave::Voiced { f0: 120.0 },
-            Wave::Vibrato {
-                f0: 120.0,
-                depth: 0.03,
-            },
-            Wave::Vibrato {
-                f0: 210.0,
-                depth: 0.03,
-            },
-        ] {
-            let signal = Signal::new(wave, rate, 1);
-            let ten = signal.frames(10.0);
-            let mut ops = Vec::new();
-            for _ in 0..20 {
-                ops.extend([Op::Real(ten); 8]);
-                ops.extend([Op::Lost(ten); 2]);
-            }
-            let mut c = Concealer::new(rate, 1);
-            let out = play(&mut c, &signal, &ops);
-            let truth = signal.render(0, out.len());
-            let (mut signal_energy, mut ours, mut repeated) = (0.0, 0.0, 0.0);
-            for loss in 0..20 {
-                let start = (loss * 10 + 8) * ten;
-                for n in start..start + 2 * ten {
-                    let x = f64::from(truth[n]);
-                    signal_energy += x * x;
-                    ours += (f64::from(out[n]) - x).powi(2);
-                    // Naive repetition of the last 20 ms packet.
-                    repeated += (f64::from(truth[n - 2 * ten]) - x).powi(2);
+    for method in METHODS {
+        // 20 ms losses every 100 ms of a vowel with vibrato; SNR over the concealed stretches.
+        for rate in RATES {
+            for wave in [
+                Wave::Voiced { f0: 120.0 },
+                Wave::Vibrato {
+                    f0: 120.0,
+                    depth: 0.03,
+                },
+                Wave::Vibrato {
+                    f0: 210.0,
+                    depth: 0.03,
+                },
+            ] {
+                let signal = Signal::new(wave, rate, 1);
+                let ten = signal.frames(10.0);
+                let mut ops = Vec::new();
+                for _ in 0..20 {
+                    ops.extend([Op::Real(ten); 8]);
+                    ops.extend([Op::Lost(ten); 2]);
                 }
-            }
-            let snr = db(signal_energy / ours);
-            let snr_repeat = db(signal_energy / repeated);
-            println!(
-                "{wave:?} at {rate} Hz: SNR concealment {snr:.1} dB, silence 0.0 dB, \
+                let mut c = Concealer::with_method(rate, 1, method);
+                let out = play(&mut c, &signal, &ops);
+                let truth = signal.render(0, out.len());
+                let (mut signal_energy, mut ours, mut repeated) = (0.0, 0.0, 0.0);
+                for loss in 0..20 {
+                    let start = (loss * 10 + 8) * ten;
+                    for n in start..start + 2 * ten {
+                        let x = f64::from(truth[n]);
+                        signal_energy += x * x;
+                        ours += (f64::from(out[n]) - x).powi(2);
+                        // Naive repetition of the last 20 ms packet.
+                        repeated += (f64::from(truth[n - 2 * ten]) - x).powi(2);
+                    }
+                }
+                let snr = db(signal_energy / ours);
+                let snr_repeat = db(signal_energy / repeated);
+                println!(
+                    "{wave:?} at {rate} Hz: SNR concealment {snr:.1} dB, silence 0.0 dB, \
                  repetition {snr_repeat:.1} dB"
-            );
-            assert!(snr > 3.0 && snr > snr_repeat + 3.0, "{wave:?} at {rate} Hz");
+                );
+                assert!(snr > 3.0 && snr > snr_repeat + 3.0, "{wave:?} at {rate} Hz");
+            }
         }
     }
 }
 
 #[test]
 fn output_does_not_depend_on_chunking() {
-    let signal = Signal::new(Wave::Voiced { f0: 150.0 }, 16000, 2);
-    let lost = signal.frames(100.0);
-    let reference = {
-        let mut c = Concealer::new(signal.rate, 2);
-        play(
-            &mut c,
-            &signal,
-            &[Op::Real(1600), Op::Lost(lost), Op::Real(800)],
-        )
-    };
-    let mut seed = 7u32;
-    let mut split = |total: usize, op: fn(usize) -> Op| {
-        let mut ops = Vec::new();
-        let mut left = total;
-        while left > 0 {
-            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            let n = ((seed >> 20) as usize % 97).min(left);
-            ops.push(op(n));
-            left -= n;
-        }
-        ops
-    };
-    let mut ops = split(1600, Op::Real);
-    ops.extend(split(lost, Op::Lost));
-    ops.extend(split(800, Op::Real));
-    let mut c = Concealer::new(signal.rate, 2);
-    assert_eq!(play(&mut c, &signal, &ops), reference);
+    for method in METHODS {
+        let signal = Signal::new(Wave::Voiced { f0: 150.0 }, 16000, 2);
+        let lost = signal.frames(100.0);
+        let reference = {
+            let mut c = Concealer::with_method(signal.rate, 2, method);
+            play(
+                &mut c,
+                &signal,
+                &[Op::Real(1600), Op::Lost(lost), Op::Real(800)],
+            )
+        };
+        let mut seed = 7u32;
+        let mut split = |total: usize, op: fn(usize) -> Op| {
+            let mut ops = Vec::new();
+            let mut left = total;
+            while left > 0 {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let n = ((seed >> 20) as usize % 97).min(left);
+                ops.push(op(n));
+                left -= n;
+            }
+            ops
+        };
+        let mut ops = split(1600, Op::Real);
+        ops.extend(split(lost, Op::Lost));
+        ops.extend(split(800, Op::Real));
+        let mut c = Concealer::with_method(signal.rate, 2, method);
+        assert_eq!(play(&mut c, &signal, &ops), reference);
+    }
 }
 
 #[test]
 fn reset_forgets_history() {
-    let signal = Signal::new(Wave::Sine { hz: 300.0 }, 8000, 1);
-    let mut c = Concealer::new(8000, 1);
-    play(
-        &mut c,
-        &signal,
-        &[Op::Real(800), Op::Lost(80), Op::Real(20)],
-    );
-    c.discontinuity();
-    c.reset();
-    let mut out = vec![1.0; 80];
-    c.conceal(&mut out);
-    assert!(out.iter().all(|&v| v == 0.0));
-    c.reset();
-    // A plain stream start, despite the earlier merge and discontinuity.
-    let input = signal.render(0, 80);
-    let mut real = input.clone();
-    c.real(&mut real);
-    assert_eq!(real, input);
+    for method in METHODS {
+        let signal = Signal::new(Wave::Sine { hz: 300.0 }, 8000, 1);
+        let mut c = Concealer::with_method(8000, 1, method);
+        play(
+            &mut c,
+            &signal,
+            &[Op::Real(800), Op::Lost(80), Op::Real(20)],
+        );
+        c.discontinuity();
+        c.reset();
+        let mut out = vec![1.0; 80];
+        c.conceal(&mut out);
+        assert!(out.iter().all(|&v| v == 0.0));
+        c.reset();
+        // A plain stream start, despite the earlier merge and discontinuity.
+        let input = signal.render(0, 80);
+        let mut real = input.clone();
+        c.real(&mut real);
+        assert_eq!(real, input);
+    }
 }
 
 #[test]
 fn partial_frames_are_ignored() {
-    let mut c = Concealer::new(8000, 2);
-    let mut odd = [0.25f32; 7];
-    c.real(&mut odd);
-    assert_eq!(odd, [0.25; 7]);
-    let mut out = [9.0f32; 5];
-    c.conceal(&mut out);
-    assert_eq!(out[4], 0.0);
-    assert!(out[..4].iter().all(|&v| (v - 0.25).abs() < 0.3));
+    for method in METHODS {
+        let mut c = Concealer::with_method(8000, 2, method);
+        let mut odd = [0.25f32; 7];
+        c.real(&mut odd);
+        assert_eq!(odd, [0.25; 7]);
+        let mut out = [9.0f32; 5];
+        c.conceal(&mut out);
+        assert_eq!(out[4], 0.0);
+        assert!(out[..4].iter().all(|&v| (v - 0.25).abs() < 0.3));
+    }
 }
 
 #[test]
 fn extreme_values_stay_finite() {
-    for channels in [1, 3] {
-        let mut c = Concealer::new(44100, channels);
-        let mut seed = 99u32;
-        let mut noise = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    match seed >> 29 {
-                        0 => f32::MAX,
-                        1 => -f32::MAX,
-                        2 => f32::MIN_POSITIVE,
-                        _ => (seed >> 8) as f32 * 1e30,
-                    }
-                })
-                .collect()
-        };
-        for _ in 0..20 {
-            let mut real = noise(441 * channels);
-            c.real(&mut real);
-            assert!(real.iter().all(|v| v.is_finite()));
-            let mut lost = vec![0.0; 441 * channels];
-            c.conceal(&mut lost);
-            assert!(lost.iter().all(|v| v.is_finite()));
-            c.discontinuity();
+    for method in METHODS {
+        for channels in [1, 3] {
+            let mut c = Concealer::with_method(44100, channels, method);
+            let mut seed = 99u32;
+            let mut noise = |n: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                        match seed >> 29 {
+                            0 => f32::MAX,
+                            1 => -f32::MAX,
+                            2 => f32::MIN_POSITIVE,
+                            _ => (seed >> 8) as f32 * 1e30,
+                        }
+                    })
+                    .collect()
+            };
+            for _ in 0..20 {
+                let mut real = noise(441 * channels);
+                c.real(&mut real);
+                assert!(real.iter().all(|v| v.is_finite()));
+                let mut lost = vec![0.0; 441 * channels];
+                c.conceal(&mut lost);
+                assert!(lost.iter().all(|v| v.is_finite()));
+                c.discontinuity();
+            }
         }
     }
 }
 
 #[test]
 fn all_rates_and_channel_counts_work() {
-    for rate in [
-        8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
-    ] {
-        for channels in 1..=8 {
-            let signal = Signal::new(Wave::Voiced { f0: 180.0 }, rate, channels);
-            let mut c = Concealer::new(rate, channels);
-            let (ops, start, end) = loss_scenario(&signal, 30.0);
-            let out = play(&mut c, &signal, &ops);
-            let truth = signal.render(0, out.len() / channels);
-            let lost = start * channels..(start + signal.frames(10.0)) * channels;
-            let r = correlation(&out[lost.clone()], &truth[lost]);
-            assert!(r > 0.9, "{rate} Hz {channels} ch: {r}");
-            assert_no_click(
-                &out,
-                &signal,
-                start - 10..end + signal.frames(10.0),
-                "rates",
-            );
+    for method in METHODS {
+        for rate in [
+            8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000,
+        ] {
+            for channels in 1..=8 {
+                let signal = Signal::new(Wave::Voiced { f0: 180.0 }, rate, channels);
+                let mut c = Concealer::with_method(rate, channels, method);
+                let (ops, start, end) = loss_scenario(&signal, 30.0);
+                let out = play(&mut c, &signal, &ops);
+                let truth = signal.render(0, out.len() / channels);
+                let lost = start * channels..(start + signal.frames(10.0)) * channels;
+                let r = correlation(&out[lost.clone()], &truth[lost]);
+                assert!(r > 0.9, "{rate} Hz {channels} ch: {r}");
+                assert_no_click(
+                    &out,
+                    &signal,
+                    start - 10..end + signal.frames(10.0),
+                    &format!("{method:?} at {rate} Hz {channels} ch"),
+                );
+            }
         }
-    }
-    // Out of range: clamped, no panic.
-    for (rate, channels) in [(0, 0), (1000, 1), (400_000, 2)] {
-        let mut c = Concealer::new(rate, channels);
-        let mut x = vec![0.1; 64];
-        c.real(&mut x);
-        c.conceal(&mut x);
-        c.real(&mut x);
+        // Out of range: clamped, no panic.
+        for (rate, channels) in [(0, 0), (1000, 1), (400_000, 2)] {
+            let mut c = Concealer::with_method(rate, channels, method);
+            let mut x = vec![0.1; 64];
+            c.real(&mut x);
+            c.conceal(&mut x);
+            c.real(&mut x);
+        }
     }
 }
 
@@ -633,19 +665,21 @@ fn edge_measure_detects_a_click() {
 
 #[test]
 fn short_history_is_concealed_without_click() {
-    for wave in edge_waves() {
-        for rate in RATES {
-            for history_ms in [0.5, 1.0, 2.0, 4.0, 6.0, 12.0, 25.0] {
-                let signal = Signal::new(wave, rate, 1);
-                let mut c = Concealer::new(rate, 1);
-                let ops = [
-                    Op::Real(signal.frames(history_ms)),
-                    Op::Lost(signal.frames(20.0)),
-                    Op::Real(signal.frames(30.0)),
-                ];
-                let out = play(&mut c, &signal, &ops);
-                let what = format!("{wave:?} at {rate} Hz after {history_ms} ms");
-                assert_no_click(&out, &signal, 1..usize::MAX, &what);
+    for method in METHODS {
+        for wave in edge_waves() {
+            for rate in RATES {
+                for history_ms in [0.5, 1.0, 2.0, 4.0, 6.0, 12.0, 25.0] {
+                    let signal = Signal::new(wave, rate, 1);
+                    let mut c = Concealer::with_method(rate, 1, method);
+                    let ops = [
+                        Op::Real(signal.frames(history_ms)),
+                        Op::Lost(signal.frames(20.0)),
+                        Op::Real(signal.frames(30.0)),
+                    ];
+                    let out = play(&mut c, &signal, &ops);
+                    let what = format!("{wave:?} at {rate} Hz after {history_ms} ms");
+                    assert_no_click(&out, &signal, 1..usize::MAX, &what);
+                }
             }
         }
     }
@@ -655,24 +689,222 @@ fn short_history_is_concealed_without_click() {
 /// chirp sweeping up to 2.5 kHz at 8 kHz, cut at each phase, then concealed.
 #[test]
 fn concealment_never_exceeds_the_recent_peak() {
-    for rate in [8000u32, 16000] {
-        for cut in 0..40 {
-            let n = 400 + cut;
-            let history: Vec<f32> = (0..n)
-                .map(|i| {
-                    let t = i as f64 / f64::from(rate);
-                    let f = 300.0 + 2200.0 * (i as f64 / n as f64);
-                    (0.5 * (2.0 * std::f64::consts::PI * f * t).sin()) as f32
-                })
-                .collect();
-            let peak = history.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let mut c = Concealer::new(rate, 1);
-            let mut real = history.clone();
-            c.real(&mut real);
-            let mut out = vec![0.0; (rate / 50) as usize];
-            c.conceal(&mut out);
-            let max = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            assert!(max <= peak * 1.0001, "{rate} Hz, cut {cut}: {max} > {peak}");
+    for method in METHODS {
+        for rate in [8000u32, 16000] {
+            for cut in 0..40 {
+                let n = 400 + cut;
+                let history: Vec<f32> = (0..n)
+                    .map(|i| {
+                        let t = i as f64 / f64::from(rate);
+                        let f = 300.0 + 2200.0 * (i as f64 / n as f64);
+                        (0.5 * (2.0 * std::f64::consts::PI * f * t).sin()) as f32
+                    })
+                    .collect();
+                let peak = history.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let mut c = Concealer::with_method(rate, 1, method);
+                let mut real = history.clone();
+                c.real(&mut real);
+                let mut out = vec![0.0; (rate / 50) as usize];
+                c.conceal(&mut out);
+                let max = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                assert!(max <= peak * 1.0001, "{rate} Hz, cut {cut}: {max} > {peak}");
+            }
         }
+    }
+}
+
+/// Per-10 ms energies of `n` concealed chunks after 100 ms of `signal`.
+fn concealed_energies(c: &mut Concealer, signal: &Signal, n: usize) -> Vec<f64> {
+    let ten = signal.frames(10.0);
+    play(c, signal, &chunks(signal, 100.0, Op::Real));
+    (0..n)
+        .map(|_| {
+            let mut out = vec![0.0; ten * signal.channels()];
+            c.conceal(&mut out);
+            energy(&out)
+        })
+        .collect()
+}
+
+#[test]
+fn expand_mute_slope_grows_with_the_loss() {
+    for rate in RATES {
+        // 200 Hz: two whole periods per 10 ms, so a chunk's energy is its gain.
+        let signal = Signal::new(Wave::Sine { hz: 200.0 }, rate, 1);
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let e = concealed_energies(&mut c, &signal, 12);
+        let truth = energy(&signal.render(0, signal.frames(10.0)));
+        // Full level for 10 ms (a steady vowel has no falling trend).
+        assert!(db(e[0] / truth).abs() < 1.0, "{rate} Hz: {e:?}");
+        // Then every 10 ms loses more than the one before (until silence).
+        let steps: Vec<f64> = e[1..7].windows(2).map(|w| db(w[0] / w[1])).collect();
+        for w in steps.windows(2) {
+            assert!(w[1] > w[0], "{rate} Hz: steps {steps:?}");
+        }
+        assert!(steps[0] > 0.5 && steps[0] < 3.0, "{rate} Hz: {steps:?}");
+        // A clean signal has no background: silence within 80 ms.
+        assert!(e[8..].iter().all(|&x| x == 0.0), "{rate} Hz: {e:?}");
+        assert!(c.is_silent());
+    }
+}
+
+/// Low-passed noise at `level` (one-pole, coefficient 0.8), deterministic.
+fn background_noise(frames: usize, level: f32, seed: u32) -> Vec<f32> {
+    let mut noise = lpc::Noise::new(seed);
+    let mut prev = 0.0;
+    (0..frames)
+        .map(|_| {
+            prev = 0.8 * prev + 0.2 * noise.next();
+            level * prev as f32
+        })
+        .collect()
+}
+
+fn lag1(x: &[f32]) -> f64 {
+    let num: f64 = x
+        .windows(2)
+        .map(|w| f64::from(w[0]) * f64::from(w[1]))
+        .sum();
+    num / energy(x)
+}
+
+#[test]
+fn expand_hands_over_to_comfort_noise_like_the_background() {
+    for rate in RATES {
+        // Talk spurts (200 ms of a vowel) and pauses (200 ms), all over a background noise.
+        let frames = signal_frames(rate, 2000.0);
+        let bg = background_noise(frames, 0.01, 5);
+        let vowel = Signal::new(Wave::Voiced { f0: 150.0 }, rate, 1).render(0, frames);
+        let spurt = signal_frames(rate, 200.0);
+        let input: Vec<f32> = (0..frames)
+            .map(|n| {
+                bg[n]
+                    + if (n / spurt).is_multiple_of(2) {
+                        vowel[n]
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        // Real audio up to the middle of a spurt, then a 1 s loss.
+        let cut = signal_frames(rate, 1700.0);
+        let mut real = input[..cut].to_vec();
+        for chunk in real.chunks_mut(signal_frames(rate, 10.0)) {
+            c.real(chunk);
+        }
+        let mut out = vec![0.0; signal_frames(rate, 1000.0)];
+        for chunk in out.chunks_mut(signal_frames(rate, 10.0)) {
+            c.conceal(chunk);
+        }
+        assert!(!c.is_silent(), "{rate} Hz");
+        // The last half second: at the background's level (within 3 dB) and of its colour.
+        let tail = &out[out.len() / 2..];
+        let bg_tail = &bg[..tail.len()];
+        let level = db(energy(tail) / energy(bg_tail));
+        assert!(
+            level.abs() < 3.0,
+            "{rate} Hz: {level} dB against the background"
+        );
+        let (r_out, r_bg) = (lag1(tail), lag1(bg_tail));
+        // The one-pole colour scales with the rate only through the model: compare loosely.
+        assert!(
+            (r_out - r_bg).abs() < 0.15,
+            "{rate} Hz: lag-1 {r_out} vs {r_bg}"
+        );
+        // And it came there smoothly: no 10 ms chunk is louder than the spurt it continues.
+        let spurt_energy = energy(&input[cut - signal_frames(rate, 10.0)..cut]);
+        for chunk in out.chunks(signal_frames(rate, 10.0)) {
+            assert!(energy(chunk) < 1.3 * spurt_energy, "{rate} Hz");
+        }
+    }
+}
+
+fn signal_frames(rate: u32, ms: f32) -> usize {
+    ms_to_frames(ms, rate)
+}
+
+#[test]
+fn expand_conceals_noise_with_noise_of_its_level_and_colour() {
+    for rate in RATES {
+        let frames = signal_frames(rate, 300.0);
+        let x = background_noise(frames, 0.3, 11);
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let cut = signal_frames(rate, 200.0);
+        let mut real = x[..cut].to_vec();
+        c.real(&mut real);
+        let mut out = vec![0.0; signal_frames(rate, 40.0)];
+        c.conceal(&mut out);
+        // After the start's cross-fade from the history's own prediction.
+        let from = signal_frames(rate, expand::START_RAMP_MS);
+        let out = &out[from..signal_frames(rate, 20.0)];
+        // Against the history's level per sample (the truth's own 17.5 ms fluctuate).
+        let before = &x[cut - signal_frames(rate, 100.0)..cut];
+        let level = db(energy(out) / out.len() as f64 / (energy(before) / before.len() as f64));
+        assert!(level.abs() < 2.0, "{rate} Hz: {level} dB");
+        // Its colour against the history's: white noise would give about 0.
+        let (r_out, r_true) = (lag1(out), lag1(before));
+        assert!(
+            (r_out - r_true).abs() < 0.15,
+            "{rate} Hz: lag-1 {r_out} vs {r_true}"
+        );
+        // White noise (a fricative) is not concealed by a repeated loop: 10 ms of the
+        // concealment does not correlate with itself at any pitch lag the way a repetition
+        // would (about 1).
+        let mut white = lpc::Noise::new(17);
+        let x: Vec<f32> = (0..frames).map(|_| 0.2 * white.next() as f32).collect();
+        let mut c = Concealer::with_method(rate, 1, PlcMethod::Expand);
+        let mut real = x[..cut].to_vec();
+        c.real(&mut real);
+        let mut out = vec![0.0; signal_frames(rate, 20.0)];
+        c.conceal(&mut out);
+        let half = out.len() / 2;
+        let self_corr = (signal_frames(rate, 2.5)..half)
+            .map(|lag| correlation(&out[half..], &out[half - lag..out.len() - lag]).abs())
+            .fold(0.0, f64::max);
+        assert!(self_corr < 0.5, "{rate} Hz: self-correlation {self_corr}");
+    }
+}
+
+#[test]
+fn neural_continues_a_vowel_at_16k_mono() {
+    for wave in [
+        Wave::Voiced { f0: 120.0 },
+        Wave::Vibrato {
+            f0: 210.0,
+            depth: 0.03,
+        },
+    ] {
+        let signal = Signal::new(wave, 16000, 1);
+        let mut c = Concealer::with_method(16000, 1, PlcMethod::Neural);
+        let (ops, start, end) = loss_scenario(&signal, 20.0);
+        let out = play(&mut c, &signal, &ops);
+        let truth = signal.render(0, out.len());
+        let lost = start..end;
+        let level = db(energy(&out[lost.clone()]) / energy(&truth[lost.clone()]));
+        let r = correlation(&out[lost.clone()], &truth[lost]);
+        println!("{wave:?}: level {level:.1} dB, correlation {r:.2}");
+        assert!(level.abs() < 2.0, "{wave:?}: level {level} dB");
+        assert!(r > 0.8, "{wave:?}: correlation {r}");
+        assert_no_click(&out, &signal, start - 10..start + 10, "neural start");
+        assert_no_click(&out, &signal, end - 10..end + 10, "neural end");
+        // After the merge the real audio passes untouched.
+        let after = end + signal.frames(MERGE_MAX_MS);
+        assert_eq!(out[after..], truth[after..]);
+    }
+}
+
+#[test]
+fn neural_is_expand_where_the_model_does_not_run() {
+    for (rate, channels) in [(48000, 1), (8000, 1), (16000, 2)] {
+        let signal = Signal::new(Wave::Voiced { f0: 150.0 }, rate, channels);
+        let (ops, _, _) = loss_scenario(&signal, 40.0);
+        let mut neural = Concealer::with_method(rate, channels, PlcMethod::Neural);
+        let mut expand = Concealer::with_method(rate, channels, PlcMethod::Expand);
+        assert_eq!(neural.method(), PlcMethod::Neural);
+        assert_eq!(
+            play(&mut neural, &signal, &ops),
+            play(&mut expand, &signal, &ops)
+        );
     }
 }

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use super::splice::SpliceDetector;
 use super::time::{NS_PER_MS, NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use super::timeline::{Placement, Timeline};
-use crate::conceal::Concealer;
+use crate::conceal::{Concealer, PlcMethod};
 
 /// Extra room, beyond `latency`, before the queue counts as overflowing (at least this much, or
 /// `latency` again if that is larger).
@@ -199,6 +199,12 @@ impl Playout {
         self.open_gap = None;
         self.splice.reset();
         self.last_real = false;
+    }
+
+    /// Chooses how missing audio is concealed. A change forgets the concealer's history (the
+    /// next loss conceals from what is output after it).
+    pub fn set_plc_method(&mut self, method: PlcMethod) {
+        self.concealer.set_method(method);
     }
 
     /// Changes the jitter buffer's own delay; takes effect from the next chunk.
@@ -709,9 +715,10 @@ mod tests {
             s.concealed_frames + s.silent_frames,
             s.pushed * 80 - s.played_frames
         );
-        // The lost slot and the tail after the input ended (until it faded out) are synthesized.
+        // The lost slot and the tail after the input ended (until it faded out, within 100 ms)
+        // are synthesized.
         assert!(
-            s.concealed_frames >= 80 && s.concealed_frames <= 80 + 480,
+            s.concealed_frames >= 80 && s.concealed_frames <= 80 + 800,
             "{s:?}"
         );
     }

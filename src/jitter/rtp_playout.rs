@@ -263,6 +263,12 @@ impl RtpPlayout {
         self.upstream_ns = clamp_ns(upstream_ns);
     }
 
+    /// Chooses how the PCM concealer fills missing L16/G.711 audio (Opus conceals by itself).
+    /// A change forgets the concealer's history.
+    pub fn set_plc_method(&mut self, method: crate::conceal::PlcMethod) {
+        self.concealer.set_method(method);
+    }
+
     /// Starts the output at running time `now_ns` before any packet: silence until the first.
     pub fn start(&mut self, now_ns: u64) {
         self.origin.get_or_insert(clamp_ns(now_ns));

@@ -53,6 +53,11 @@ impl Stream {
         both!(self, p => p.set_upstream_latency(upstream_ns))
     }
 
+    /// How the PCM concealer fills what is missing (Opus conceals by itself).
+    pub fn set_plc_method(&mut self, method: crate::conceal::PlcMethod) {
+        both!(self, p => p.set_plc_method(method))
+    }
+
     pub fn start(&mut self, now_ns: u64) {
         both!(self, p => p.start(now_ns))
     }

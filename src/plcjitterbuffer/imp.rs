@@ -50,6 +50,7 @@ const DEFAULT_STATS_INTERVAL_MS: u32 = 0;
 const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
 const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
 const DEFAULT_OPUS_COMPLEXITY: i32 = 10;
+const DEFAULT_PLC: super::Plc = super::Plc::Expand;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +59,7 @@ struct Settings {
     stats_interval_ms: u32,
     silence_until_data: bool,
     opus_complexity: i32,
+    plc: super::Plc,
 }
 
 impl Default for Settings {
@@ -67,6 +69,7 @@ impl Default for Settings {
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
             silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
             opus_complexity: DEFAULT_OPUS_COMPLEXITY,
+            plc: DEFAULT_PLC,
         }
     }
 }
@@ -261,6 +264,16 @@ impl ObjectImpl for PlcJitterBuffer {
                     .default_value(DEFAULT_OPUS_COMPLEXITY)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("plc", DEFAULT_PLC)
+                    .nick("Concealment")
+                    .blurb(
+                        "How missing audio is concealed: expand (default), neural (libopus deep \
+                         PLC, 16 kHz mono; expand otherwise), or for comparison appendix-i \
+                         (G.711 Appendix I), sample-constant (spandsp-style), repeat, silence. \
+                         Changeable while PLAYING (a change forgets the concealment history).",
+                    )
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -317,6 +330,13 @@ impl ObjectImpl for PlcJitterBuffer {
             "opus-complexity" => {
                 lock(&self.settings).opus_complexity = value.get().expect("type checked upstream");
             }
+            "plc" => {
+                let plc: super::Plc = value.get().expect("type checked upstream");
+                lock(&self.settings).plc = plc;
+                if let Some(p) = lock(&self.state).playout.as_mut() {
+                    p.set_plc_method(plc.into());
+                }
+            }
             "stats-interval" => {
                 let v: u32 = value.get().expect("type checked upstream");
                 lock(&self.settings).stats_interval_ms = v;
@@ -332,6 +352,7 @@ impl ObjectImpl for PlcJitterBuffer {
             "stats-interval" => lock(&self.settings).stats_interval_ms.to_value(),
             "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
             "opus-complexity" => lock(&self.settings).opus_complexity.to_value(),
+            "plc" => lock(&self.settings).plc.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -624,6 +645,7 @@ impl PlcJitterBuffer {
                     Stream::Rtp(Box::new(RtpPlayout::new(decoder, latency)))
                 }
             };
+            stream.set_plc_method(settings.plc.into());
             if let Some(u) = state.upstream_latency {
                 stream.set_upstream_latency(u.nseconds());
             }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The concealment quality benchmark: speech (espeak-ng, 3 voices) and a tonal signal at 8, 16
+# and 48 kHz, 10 and 20 ms packets, 8 loss conditions, through the real plcjitterbuffer with
+# every `plc` method; PESQ, STOI, SNR of the concealed stretches, edge pops, then the CPU time
+# per concealed 10 ms. Writes bench-out/quality/results.{md,csv} and prints the tables.
+#   scripts/quality-bench.sh [--quick] [--methods expand,appendix-i,...]
+# Needs espeak-ng, python3-venv and a C compiler (scripts/setup-deps.sh); the Python packages
+# come from scripts/python-env.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The project's Python (numpy, scipy, pesq, pystoi; a venv under target/pyenv on first use).
+python=$(scripts/python-env.sh)
+
+target=${CARGO_TARGET_DIR:-target}
+cargo build --release --example plc_bench >&2
+out=bench-out/quality
+mkdir -p "$out"
+"$python" scripts/quality/bench.py --bench "$target/release/examples/plc_bench" --out "$out" "$@"
+
+echo
+echo "### CPU time per concealed 10 ms (pure concealer, release build, one core)"
+echo
+"$target/release/examples/plc_bench" cpu | tee "$out/cpu.tsv" | python3 -c '
+import sys
+rows = [l.rstrip("\n").split("\t") for l in sys.stdin]
+print("| method | rate | channels | us per concealed 10 ms | % of the 10 ms budget | us per merge |")
+print("|---|---:|---:|---:|---:|---:|")
+for r in rows[1:]:
+    print("| " + " | ".join(r) + " |")
+' | tee "$out/cpu.md"
