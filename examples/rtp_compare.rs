@@ -15,7 +15,7 @@
 //!                         [--opus-complexity 10]
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,10 +122,56 @@ struct RunResult {
     covered_losses: u64,
 }
 
-fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path) -> RunResult {
+/// The packets our receiver got, decoded in sequence order with no timing at all: FEC from the
+/// next packet for the last missing one of a run when it carries LBRR, libopus PLC for the rest.
+/// What a jitter buffer with unlimited latency would play: the yardstick for our playout.
+fn ideal_decode(packets: &BTreeMap<u32, &[u8]>, complexity: i32, path: &Path) {
+    use gstnetaudio::codec::{Encoding, PayloadDecoder};
+    let mut dec = PayloadDecoder::new(Encoding::Opus, 48000, 1, complexity).expect("decoder");
+    let mut out = Vec::new();
+    let last = packets.keys().next_back().copied().unwrap_or(0);
+    for s in 0..=last {
+        match packets.get(&s) {
+            Some(p) => {
+                dec.decode(p, &mut out);
+            }
+            None => match packets.get(&(s + 1)) {
+                Some(next) if dec.has_fec(next) => {
+                    dec.decode_fec(next, 960, &mut out);
+                }
+                _ => {
+                    dec.conceal(960, &mut out);
+                }
+            },
+        }
+    }
+    let data: Vec<u8> = out
+        .iter()
+        .flat_map(|&x| ((x * 32768.0).round().clamp(-32768.0, 32767.0) as i16).to_le_bytes())
+        .collect();
+    let mut wav = Vec::with_capacity(44 + data.len());
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32] {
+        wav.extend_from_slice(&v.to_le_bytes());
+    }
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&48000u32.to_le_bytes());
+    wav.extend_from_slice(&96000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).expect("ideal wav");
+}
+
+fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path, ideal: &Path) -> RunResult {
     const CAPS: &str = "application/x-rtp,media=audio,encoding-name=OPUS,clock-rate=48000,\
                         encoding-params=(string)2,sprop-stereo=(string)0,payload=96";
-    const TO_WAV: &str = "audioconvert ! audioresample ! \
+    const TO_WAV: &str = "audioconvert dithering=none ! audioresample ! \
                           audio/x-raw,format=S16LE,rate=16000,channels=1 ! wavenc ! filesink";
     let latency = args.latency_ms;
     let a = launch(&format!(
@@ -144,7 +190,7 @@ fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path) -> RunResult {
     let pb = bound_port(&b, "src");
 
     // Sequence numbers arriving at our receiver, and our output's cadence.
-    let seqs = Arc::new(Mutex::new(BTreeSet::new()));
+    let seqs = Arc::new(Mutex::new(Vec::<(u16, Vec<u8>)>::new()));
     let s2 = seqs.clone();
     a.by_name("src")
         .unwrap()
@@ -155,11 +201,11 @@ fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path) -> RunResult {
                 && let Ok(map) = buf.map_readable()
                 && map.len() >= 4
             {
-                let fec = rtp_types::RtpPacket::parse(&map[..])
-                    .is_ok_and(|p| gstnetaudio::codec::opus::has_fec(p.payload()));
-                s2.lock()
-                    .unwrap()
-                    .insert((u16::from_be_bytes([map[2], map[3]]), fec));
+                if let Ok(p) = rtp_types::RtpPacket::parse(&map[..]) {
+                    s2.lock()
+                        .unwrap()
+                        .push((p.sequence_number(), p.payload().to_vec()));
+                }
             }
             gst::PadProbeReturn::Ok
         });
@@ -211,27 +257,29 @@ fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path) -> RunResult {
         p.set_state(gst::State::Null).unwrap();
     }
 
-    let seqs = seqs.lock().unwrap();
-    // Sequence numbers are random at the start but do not wrap in a minute of 20 ms packets
-    // unless close to 65535: unwrap relative to the first.
-    let first = seqs.iter().next().map_or(0, |s| s.0);
-    let ext: BTreeSet<u32> = seqs
+    let received = seqs.lock().unwrap();
+    // Unwrap the sequence numbers relative to the first packet (no run is long enough to go
+    // half way round).
+    let first = received.first().map_or(0, |s| s.0);
+    let packets: BTreeMap<u32, &[u8]> = received
         .iter()
-        .map(|&(s, _)| u32::from(s.wrapping_sub(first)))
+        .map(|(s, p)| (u32::from(s.wrapping_sub(first)), &p[..]))
         .collect();
-    let with_fec: BTreeSet<u32> = seqs
-        .iter()
-        .filter(|s| s.1)
-        .map(|&(s, _)| u32::from(s.wrapping_sub(first)))
-        .collect();
-    let last = ext.iter().next_back().copied().unwrap_or(0);
+    let with_fec = |s: u32| {
+        packets
+            .get(&s)
+            .is_some_and(|p| gstnetaudio::codec::opus::has_fec(p))
+    };
+    let last = packets.keys().next_back().copied().unwrap_or(0);
     let isolated: Vec<u32> = (1..last)
-        .filter(|s| !ext.contains(s) && ext.contains(&(s - 1)) && ext.contains(&(s + 1)))
+        .filter(|s| {
+            !packets.contains_key(s)
+                && packets.contains_key(&(s - 1))
+                && packets.contains_key(&(s + 1))
+        })
         .collect();
-    let covered = isolated
-        .iter()
-        .filter(|s| with_fec.contains(&(*s + 1)))
-        .count() as u64;
+    let covered = isolated.iter().filter(|s| with_fec(*s + 1)).count() as u64;
+    ideal_decode(&packets, args.opus_complexity, ideal);
     let c = cadence.lock().unwrap();
     RunResult {
         stats,
@@ -256,8 +304,9 @@ fn main() {
             let reference = args.out.join(format!("{tag}-ref.wav"));
             let ours = args.out.join(format!("{tag}-plcjitterbuffer.wav"));
             let stock = args.out.join(format!("{tag}-stock.wav"));
+            let ideal = args.out.join(format!("{tag}-ideal.wav"));
             speech(voice, &reference);
-            let res = run(&args, &reference, &ours, &stock);
+            let res = run(&args, &reference, &ours, &stock, &ideal);
             let st = &res.stats;
             let get = |k: &str| st.get::<u64>(k).unwrap_or(0);
             eprintln!(
@@ -280,7 +329,7 @@ fn main() {
             covered += res.covered_losses;
             fec += get("fec-recovered");
             lost += get("lost");
-            pairs.push((reference, ours, stock));
+            pairs.push((reference, ours, stock, ideal));
         }
     }
     println!(
@@ -292,7 +341,15 @@ fn main() {
     let list = args.out.join("pairs.txt");
     let text: String = pairs
         .iter()
-        .map(|(r, o, s)| format!("{}\t{}\t{}\n", r.display(), o.display(), s.display()))
+        .map(|(r, o, s, i)| {
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                r.display(),
+                o.display(),
+                s.display(),
+                i.display()
+            )
+        })
         .collect();
     std::fs::write(&list, text).expect("pairs.txt");
     println!("pairs: {}", list.display());

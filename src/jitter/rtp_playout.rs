@@ -170,8 +170,9 @@ pub struct RtpPlayout {
     /// that is taken as imprecise stamping rather than a gap or an overlap: 2.5 ms for Opus
     /// (its frame step), 1 ms for PCM.
     snap: i64,
-    /// End (output frame) of the last packet played.
+    /// End (output frame) of the last packet played, and its duration.
     played_end: i64,
+    last_frames: i64,
     /// Frames concealed and silent since the last packet played (reclassified as DTX when the
     /// next packet shows nothing was missing).
     stretch_concealed: u64,
@@ -211,6 +212,7 @@ impl RtpPlayout {
             chunk: 0,
             snap,
             played_end: 0,
+            last_frames: 0,
             stretch_concealed: 0,
             stretch_silent: 0,
             last_transit: None,
@@ -660,6 +662,7 @@ impl RtpPlayout {
                 self.stretch_silent = 0;
                 self.played_seq = Some(seq);
                 self.played_end = ppos + p.frames;
+                self.last_frames = p.frames;
                 let n = self.decoder.decode(&p.payload, &mut scratch) as i64;
                 // A packet within `snap` of where the audio so far ends continues it: its
                 // timestamp is a few samples off (payloaders stamp capture times), and playing
@@ -689,6 +692,10 @@ impl RtpPlayout {
                     scratch.resize(gap as usize * ch, 0.0);
                     self.set_pending(pos, Kind::Concealed, &scratch);
                 } else if self.decoder.has_plc() {
+                    // The codec conceals a packet's worth at a time, as if that packet had been
+                    // lost, not in 10 ms slices: its PLC attenuates per call, so slicing would
+                    // fade faster than the loss. What is not needed yet stays pending.
+                    let gap = (gap_end - pos).min(self.last_frames.max(1)).max(1);
                     self.codec_fill(pos, gap, gap_end, next.map(|n| n.0), dtx, &mut scratch);
                 } else {
                     let n = (gap as usize).min(rest.len() / ch);
