@@ -153,9 +153,7 @@ fn ideal_decode(packets: &BTreeMap<u32, &[u8]>, complexity: i32, path: &Path) {
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
     wav.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
+    wav.extend_from_slice(&16u32.to_le_bytes());
     wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
     wav.extend_from_slice(&1u16.to_le_bytes()); // mono
     wav.extend_from_slice(&48000u32.to_le_bytes());
@@ -199,13 +197,11 @@ fn run(args: &Args, reference: &Path, ours: &Path, stock: &Path, ideal: &Path) -
         .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(buf) = info.buffer()
                 && let Ok(map) = buf.map_readable()
-                && map.len() >= 4
+                && let Ok(p) = rtp_types::RtpPacket::parse(&map[..])
             {
-                if let Ok(p) = rtp_types::RtpPacket::parse(&map[..]) {
-                    s2.lock()
-                        .unwrap()
-                        .push((p.sequence_number(), p.payload().to_vec()));
-                }
+                s2.lock()
+                    .unwrap()
+                    .push((p.sequence_number(), p.payload().to_vec()));
             }
             gst::PadProbeReturn::Ok
         });
