@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A deterministic simulation of a drifting sender, a jittery lossy network and a receiver
+//! whose sound card takes 10 ms every 10 ms, for the tests and the bench.
+//!
+//! The sender emits one packet of `packet_frames` every `packet_frames / rate` seconds of *its*
+//! clock, which runs `skew_ppm` fast; each packet then waits a base delay plus jitter (uniform
+//! or Pareto, seeded) in a FIFO network (order kept), may be lost, and an outage holds
+//! everything sent during it and releases it as a burst.
+//!
+//! The receiver starts playing one target delay after the first packet arrives. At each tick
+//! it feeds the arrivals so far to the estimators, measures the playout delay of the position
+//! it is about to play, asks the controller for a ratio and consumes 10 ms of output:
+//! * [`Consumer::Analytic`]: the queue is a number: the tick consumes `frames / ratio` input
+//!   frames (with the same linear ramp the resampler applies). Cheap enough for 24 h.
+//! * [`Consumer::Resampler`]: a real [`DriftResampler`] fed with the packets in order (a sine,
+//!   or zeros where a packet has not arrived: concealment) and pulled for 10 ms per tick.
+//!
+//! The *true* playout delay is measured against the sender's actual clock and the base delay
+//! (the fastest path), which the receiver does not know.
+
+use super::controller::{ControllerConfig, RateController, SkewConfig, SkewEstimator};
+use super::delay::{DelayConfig, DelayEstimator, playout_delay_ns};
+use super::resample::{DriftResampler, Interpolation};
+use crate::impair::Rng;
+use std::f64::consts::TAU;
+
+/// Network delay on top of the base delay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Jitter {
+    /// Uniform in `0..=max_ns`.
+    Uniform { max_ns: u64 },
+    /// Pareto tail: `scale_ns * (u^(-1/shape) - 1)`, capped at `max_ns`.
+    Pareto {
+        scale_ns: f64,
+        shape: f64,
+        max_ns: u64,
+    },
+}
+
+impl Jitter {
+    /// A Pareto trace whose largest delay is `max_ns`: shape 2.5 and a scale of a quarter of
+    /// the cap, so that about 2 % of the packets are at the cap.
+    pub fn pareto(max_ns: u64) -> Self {
+        Jitter::Pareto {
+            scale_ns: max_ns as f64 / 4.0,
+            shape: 2.5,
+            max_ns,
+        }
+    }
+
+    fn draw(&self, rng: &mut Rng) -> u64 {
+        let u = rng.next_f64();
+        match *self {
+            Jitter::Uniform { max_ns } => (u * (max_ns as f64 + 1.0)) as u64,
+            Jitter::Pareto {
+                scale_ns,
+                shape,
+                max_ns,
+            } => {
+                let v = scale_ns * ((1.0 - u).powf(-1.0 / shape) - 1.0);
+                (v as u64).min(max_ns)
+            }
+        }
+    }
+}
+
+/// How the receiver chooses its target delay.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    Fixed { latency_ns: u64 },
+    Adaptive { min_ns: u64, max_ns: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Consumer {
+    Analytic,
+    Resampler {
+        channels: usize,
+        interpolation: Interpolation,
+    },
+}
+
+/// Everything that defines one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub rate: u32,
+    pub packet_frames: u32,
+    pub skew_ppm: f64,
+    pub base_delay_ns: u64,
+    /// Jitter from a sender time (ns) on; the first entry should start at 0.
+    pub jitter: Vec<(u64, Jitter)>,
+    pub loss: f64,
+    /// Sender-time window (start, length) during which nothing gets through; held packets
+    /// arrive back to back (20 µs apart) when it ends.
+    pub outage: Option<(u64, u64)>,
+    pub mode: Mode,
+    pub consumer: Consumer,
+    pub controller: ControllerConfig,
+    pub duration_ns: u64,
+    /// More queued than this (in ns of audio) counts as an overrun tick.
+    pub capacity_ns: u64,
+    pub seed: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            rate: 48_000,
+            packet_frames: 480,
+            skew_ppm: 0.0,
+            base_delay_ns: 5_000_000,
+            jitter: vec![(0, Jitter::Uniform { max_ns: 20_000_000 })],
+            loss: 0.0,
+            outage: None,
+            mode: Mode::Fixed {
+                latency_ns: 60_000_000,
+            },
+            consumer: Consumer::Analytic,
+            controller: ControllerConfig::default(),
+            duration_ns: 60_000_000_000,
+            capacity_ns: 1_000_000_000,
+            seed: 1,
+        }
+    }
+}
+
+/// The state after one tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tick {
+    /// Receiver time since the first packet was sent.
+    pub t_ns: u64,
+    /// True playout delay: play time minus fastest-path arrival of the position played.
+    pub delay_ns: f64,
+    /// What the receiver measured (against its own baseline estimate).
+    pub measured_ns: f64,
+    pub target_ns: f64,
+    pub ratio: f64,
+    pub correction_ppm: f64,
+    pub skew_ppm: Option<f64>,
+    /// Audio received and not yet played, ns.
+    pub queued_ns: f64,
+    pub locked: bool,
+}
+
+/// Counters of a whole run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub ticks: u64,
+    /// Ticks that found nothing at all queued (the buffer ran dry).
+    pub underrun_ticks: u64,
+    /// Ticks with more than `capacity_ns` queued.
+    pub overrun_ticks: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Packets that arrived after their first frame was due.
+    pub late: u64,
+    /// Largest change of the correction between two ticks, ppm.
+    pub max_step_ppm: f64,
+    /// Channel 0 of the output, when the resampler consumer runs with `capture`.
+    pub output: Vec<f32>,
+}
+
+/// Sender and network: yields (packet index, arrival ns) in arrival order.
+struct Network {
+    sc: Scenario,
+    rng: Rng,
+    next: u64,
+    last_arrival: u64,
+    burst_k: u64,
+    period_ns: f64,
+}
+
+impl Network {
+    fn new(sc: &Scenario) -> Self {
+        Self {
+            sc: sc.clone(),
+            rng: Rng::new(sc.seed),
+            next: 0,
+            last_arrival: 0,
+            burst_k: 0,
+            period_ns: sc.packet_frames as f64 * 1e9 / sc.rate as f64,
+        }
+    }
+
+    fn sent_ns(&self, index: u64) -> f64 {
+        index as f64 * self.period_ns / (1.0 + self.sc.skew_ppm * 1e-6)
+    }
+
+    /// The next packet that gets through; lost ones are counted in `lost`.
+    fn next(&mut self, lost: &mut u64) -> (u64, u64) {
+        loop {
+            let i = self.next;
+            self.next += 1;
+            let sent = self.sent_ns(i) as u64;
+            let jitter = self
+                .sc
+                .jitter
+                .iter()
+                .rev()
+                .find(|(from, _)| *from <= sent)
+                .map(|j| j.1)
+                .unwrap_or(Jitter::Uniform { max_ns: 0 });
+            let is_lost = self.rng.next_f64() < self.sc.loss;
+            let mut arrive = sent + self.sc.base_delay_ns + jitter.draw(&mut self.rng);
+            if let Some((start, len)) = self.sc.outage
+                && (start..start + len).contains(&sent)
+            {
+                arrive = arrive.max(start + len + self.burst_k * 20_000);
+                self.burst_k += 1;
+            }
+            if is_lost && i > 0 {
+                *lost += 1;
+                continue;
+            }
+            arrive = arrive.max(self.last_arrival);
+            self.last_arrival = arrive;
+            return (i, arrive);
+        }
+    }
+}
+
+enum Baseline {
+    Fixed(SkewEstimator),
+    Adaptive(DelayEstimator),
+}
+
+impl Baseline {
+    fn skew(&self) -> &SkewEstimator {
+        match self {
+            Baseline::Fixed(s) => s,
+            Baseline::Adaptive(d) => d.skew(),
+        }
+    }
+}
+
+/// Run a scenario, calling `observe` after every tick; `capture` keeps the resampler's output.
+pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outcome {
+    let mut out = Outcome::default();
+    let rate = sc.rate as f64;
+    let frames = sc.packet_frames as usize;
+    let tick_ns = sc.packet_frames as u64 * 1_000_000_000 / sc.rate as u64;
+    let skew_cfg = SkewConfig {
+        rate: sc.rate,
+        ..Default::default()
+    };
+    let mut baseline = match sc.mode {
+        Mode::Fixed { .. } => Baseline::Fixed(SkewEstimator::new(skew_cfg)),
+        Mode::Adaptive { min_ns, max_ns } => Baseline::Adaptive(DelayEstimator::new(DelayConfig {
+            skew: skew_cfg,
+            min_ns,
+            max_ns,
+            ..Default::default()
+        })),
+    };
+    let initial_target = match sc.mode {
+        Mode::Fixed { latency_ns } => latency_ns,
+        Mode::Adaptive { min_ns, .. } => min_ns,
+    };
+    let mut ctl = RateController::new(sc.controller);
+    let mut net = Network::new(sc);
+    let mut pending = net.next(&mut out.lost);
+    let first_arrival = pending.1;
+    // Packets received and not yet fed (resampler consumer), by index.
+    let mut received: std::collections::BTreeSet<u64> = Default::default();
+    let mut highest_end: u64 = 0;
+    let mut play_pos = 0.0f64;
+    let mut ratio = 1.0f64;
+    let mut last_correction = 0.0f64;
+
+    let (mut rs, channels) = match sc.consumer {
+        Consumer::Resampler {
+            channels,
+            interpolation,
+        } => (
+            Some(DriftResampler::new(channels, frames, interpolation)),
+            channels,
+        ),
+        Consumer::Analytic => (None, 1),
+    };
+    let mut fed: u64 = 0;
+    let mut pkt = vec![0.0f32; frames * channels];
+    let mut buf = vec![0.0f32; frames * channels];
+
+    let mut t = first_arrival + initial_target;
+    while t <= sc.duration_ns {
+        // Arrivals up to now.
+        while pending.1 <= t {
+            let (i, arrive) = pending;
+            let start = i * frames as u64;
+            match &mut baseline {
+                Baseline::Fixed(s) => s.push(arrive, start),
+                Baseline::Adaptive(d) => {
+                    d.push(arrive, start);
+                }
+            }
+            out.received += 1;
+            let is_late = match &rs {
+                Some(_) => i < fed,
+                None => (start as f64) < play_pos,
+            };
+            if is_late {
+                out.late += 1;
+            } else if rs.is_some() {
+                received.insert(i);
+            }
+            highest_end = highest_end.max(start + frames as u64);
+            pending = net.next(&mut out.lost);
+        }
+
+        let target = match &baseline {
+            Baseline::Fixed(_) => initial_target as f64,
+            Baseline::Adaptive(d) => d.target_ns() as f64,
+        };
+        let skew = baseline.skew();
+        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm())
+            && skew.span_ns() >= 3e9
+        {
+            ctl.set_skew_hint(ppm, se);
+        }
+        let measured = playout_delay_ns(skew, t, play_pos).unwrap_or(target);
+        let new_ratio = ctl.update(t, measured, target);
+
+        let queued = highest_end as f64 - play_pos;
+        if queued <= 0.0 {
+            out.underrun_ticks += 1;
+        }
+        if queued / rate * 1e9 > sc.capacity_ns as f64 {
+            out.overrun_ticks += 1;
+        }
+        let true_delay = t as f64
+            - (play_pos / rate * 1e9 / (1.0 + sc.skew_ppm * 1e-6) + sc.base_delay_ns as f64);
+
+        // Consume one tick.
+        match &mut rs {
+            None => {
+                play_pos += frames as f64 * 0.5 * (1.0 / ratio + 1.0 / new_ratio);
+            }
+            Some(rs) => {
+                rs.set_ratio(new_ratio);
+                while (rs.queued_frames()) < rs.input_frames_needed(frames) {
+                    let have = received.remove(&fed);
+                    for (n, f) in pkt.chunks_mut(channels).enumerate() {
+                        let m = (fed as usize * frames + n) as f64;
+                        let s = if have {
+                            (TAU * 440.0 * m / rate).sin() as f32 * 0.5
+                        } else {
+                            0.0
+                        };
+                        f.iter_mut().for_each(|x| *x = s);
+                    }
+                    rs.push(&pkt);
+                    fed += 1;
+                }
+                rs.pull(&mut buf).expect("fed enough");
+                if capture {
+                    out.output.extend(buf.chunks(channels).map(|f| f[0]));
+                }
+                play_pos = rs.read_pos();
+            }
+        }
+        ratio = new_ratio;
+        let correction = 1.0 / ratio - 1.0;
+        out.max_step_ppm = out
+            .max_step_ppm
+            .max((correction - last_correction).abs() * 1e6);
+        last_correction = correction;
+        out.ticks += 1;
+        observe(&Tick {
+            t_ns: t,
+            delay_ns: true_delay,
+            measured_ns: measured,
+            target_ns: target,
+            ratio,
+            correction_ppm: correction * 1e6,
+            skew_ppm: baseline.skew().skew_ppm(),
+            queued_ns: queued / rate * 1e9,
+            locked: ctl.is_locked(),
+        });
+        t += tick_ns;
+    }
+    out
+}
