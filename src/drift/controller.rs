@@ -88,7 +88,14 @@ impl SkewEstimator {
             self.window_start = Some(window_start + elapsed / self.cfg.window_ns * self.cfg.window_ns);
         }
         self.min_offset = self.min_offset.min(y - x * self.nominal_ns_per_frame);
-        let residual = y - self.predict_rel(x);
+        // Pick the window's minimum against the nominal slope until the fit spans a few
+        // windows: an early two-point fit is steep noise, and choosing minima against it
+        // would keep tilting the next fits the same way.
+        let residual = if self.points.len() >= 4 {
+            y - self.predict_rel(x)
+        } else {
+            y - x * self.nominal_ns_per_frame
+        };
         match self.window_best {
             Some((_, _, best)) if best <= residual => {}
             _ => self.window_best = Some((x, y, residual)),
@@ -251,9 +258,10 @@ impl Default for ControllerConfig {
             acquire_kp: 0.5,
             acquire_ki: 0.08,
             acquire_slew: 0.005,
-            // ωn = 0.03 rad/s, ζ = 1: measurement noise of 0.1 ms moves the ratio by 6 ppm.
-            lock_kp: 0.06,
-            lock_ki: 0.0009,
+            // ωn = 0.05 rad/s, ζ = 1: a 0.1 ms step of the measured delay moves the ratio by
+            // 10 ppm, spread over a second by the slew limit.
+            lock_kp: 0.1,
+            lock_ki: 0.0025,
             lock_slew: 10e-6,
             lock_band_ns: 2e6,
             lock_after_ns: 3_000_000_000,
@@ -272,7 +280,7 @@ pub struct RateController {
     integral: f64,
     last_now: Option<u64>,
     locked: bool,
-    in_band_since: Option<u64>,
+    in_band_since: Option<(u64, f64)>,
     hint: Option<(f64, f64)>,
 }
 
@@ -309,13 +317,18 @@ impl RateController {
         let err_ns = measured_delay_ns - target_delay_ns;
         let cfg = self.cfg;
 
-        // Gear changes.
+        // Gear changes: lock once the error stayed inside the band, and did not move by more
+        // than half the band, for `lock_after_ns` (so a loop still sweeping through zero does
+        // not lock); unlock outside the wider band.
+        let was_locked = self.locked;
         if err_ns.abs() > cfg.unlock_band_ns {
             self.locked = false;
             self.in_band_since = None;
         } else if err_ns.abs() < cfg.lock_band_ns {
-            let since = *self.in_band_since.get_or_insert(now_ns);
-            if now_ns - since >= cfg.lock_after_ns {
+            let (since, err_then) = *self.in_band_since.get_or_insert((now_ns, err_ns));
+            if (err_ns - err_then).abs() > 0.5 * cfg.lock_band_ns {
+                self.in_band_since = Some((now_ns, err_ns));
+            } else if now_ns - since >= cfg.lock_after_ns {
                 self.locked = true;
             }
         } else {
@@ -326,6 +339,14 @@ impl RateController {
         } else {
             (cfg.acquire_kp, cfg.acquire_ki, cfg.acquire_slew)
         };
+        let err = err_ns / NS;
+        let proportional = (kp * err).clamp(-cfg.max_catchup, cfg.max_catchup);
+        if was_locked != self.locked {
+            // Bumpless: the new gear starts from the correction in use, whatever part of it
+            // the old proportional term was carrying.
+            self.integral =
+                (self.correction - proportional).clamp(-cfg.max_correction, cfg.max_correction);
+        }
 
         if !self.locked
             && let Some((hint, se)) = self.hint.take()
@@ -335,12 +356,11 @@ impl RateController {
             self.integral = hint.clamp(-cfg.max_correction, cfg.max_correction);
         }
 
-        let err = err_ns / NS;
         if err_ns.abs() < cfg.integrate_band_ns {
             self.integral =
                 (self.integral + ki * err * dt).clamp(-cfg.max_correction, cfg.max_correction);
         }
-        let command = (self.integral + (kp * err).clamp(-cfg.max_catchup, cfg.max_catchup))
+        let command = (self.integral + proportional)
             .clamp(-cfg.max_correction, cfg.max_correction);
         let step = slew * dt;
         self.correction += (command - self.correction).clamp(-step, step);

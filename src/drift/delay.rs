@@ -248,11 +248,13 @@ mod tests {
     }
 
     #[test]
-    fn jitter_rise_is_followed_within_200_ms_and_fall_within_5_s() {
+    fn jitter_rise_is_followed_within_500_ms_and_fall_within_5_s() {
         let t = run(40, |t| if (10.0..20.0).contains(&t) { 60.0 } else { 5.0 });
         assert!(t[95] < 12.0, "{}", t[95]);
-        // 200 ms after the jump (sample i covers up to (i + 1) * 100 ms).
-        assert!(t[101] > 50.0, "{}", t[101]);
+        // The 0.995 quantile jumps with the first few packets; the q95 + 8 ms cap needs about
+        // 5 % of the remembered mass, ~0.5 s (sample i covers up to (i + 1) * 100 ms).
+        assert!(t[100] > 10.0, "{}", t[100]);
+        assert!(t[104] > 50.0, "{}", t[104]);
         assert!(t[150] > 55.0);
         // Back to small jitter at 20 s: within 5 s the target is back near 5 ms.
         assert!(t[249] < 12.0, "{}", t[249]);
