@@ -23,7 +23,8 @@ const NS: f64 = 1e9;
 pub struct SkewConfig {
     /// Nominal sample rate of the media clock (frames per second).
     pub rate: u32,
-    /// Length of one window whose earliest packet becomes a fit point.
+    /// Length of one window whose earliest packet becomes a fit point. The first windows are
+    /// shorter (a quarter, a half) so that a first line exists after 0.5 s.
     pub window_ns: u64,
     /// How many window minima the fit keeps (the fit spans `windows * window_ns`).
     pub windows: usize,
@@ -33,8 +34,8 @@ impl Default for SkewConfig {
     fn default() -> Self {
         Self {
             rate: 48_000,
-            window_ns: 500_000_000,
-            windows: 40,
+            window_ns: 1_000_000_000,
+            windows: 60,
         }
     }
 }
@@ -79,13 +80,19 @@ impl SkewEstimator {
     pub fn push(&mut self, arrival_ns: u64, media_pos: u64) {
         let (oa, op) = *self.origin.get_or_insert((arrival_ns, media_pos));
         let window_start = *self.window_start.get_or_insert(arrival_ns);
+        let window_ns = match self.points.len() {
+            0 => self.cfg.window_ns / 4,
+            1 => self.cfg.window_ns / 2,
+            _ => self.cfg.window_ns,
+        }
+        .max(1);
         let x = media_pos as f64 - op as f64;
         let y = arrival_ns as f64 - oa as f64;
-        if arrival_ns >= window_start + self.cfg.window_ns {
+        if arrival_ns >= window_start + window_ns {
             self.close_window();
             // Skip empty windows (an outage) instead of walking through them one by one.
             let elapsed = arrival_ns - window_start;
-            self.window_start = Some(window_start + elapsed / self.cfg.window_ns * self.cfg.window_ns);
+            self.window_start = Some(window_start + elapsed / window_ns * window_ns);
         }
         self.min_offset = self.min_offset.min(y - x * self.nominal_ns_per_frame);
         // Pick the window's minimum against the nominal slope until the fit spans a few
@@ -240,6 +247,8 @@ pub struct ControllerConfig {
     pub lock_kp: f64,
     pub lock_ki: f64,
     pub lock_slew: f64,
+    /// Time constant (s) of the lag on the locked output.
+    pub lock_smooth_s: f64,
     /// Lock when |error| stayed below `lock_band_ns` for `lock_after_ns`; unlock above
     /// `unlock_band_ns`.
     pub lock_band_ns: f64,
@@ -258,11 +267,12 @@ impl Default for ControllerConfig {
             acquire_kp: 0.5,
             acquire_ki: 0.08,
             acquire_slew: 0.005,
-            // ωn = 0.05 rad/s, ζ = 1: a 0.1 ms step of the measured delay moves the ratio by
-            // 10 ppm, spread over a second by the slew limit.
+            // ωn = 0.05 rad/s, ζ = 1: a 0.1 ms step of the measured delay moves the command
+            // by 10 ppm, which the 3 s output lag turns into a ramp of at most 3 ppm/s.
             lock_kp: 0.1,
             lock_ki: 0.0025,
-            lock_slew: 10e-6,
+            lock_slew: 100e-6,
+            lock_smooth_s: 3.0,
             lock_band_ns: 2e6,
             lock_after_ns: 3_000_000_000,
             unlock_band_ns: 5e6,
@@ -318,15 +328,14 @@ impl RateController {
         let cfg = self.cfg;
 
         // Gear changes: lock once the error stayed inside the band, and did not move by more
-        // than half the band, for `lock_after_ns` (so a loop still sweeping through zero does
+        // than a fifth of the band (0.4 ms in 3 s: the rate is within ~130 ppm), for `lock_after_ns` (so a loop still sweeping through zero does
         // not lock); unlock outside the wider band.
-        let was_locked = self.locked;
         if err_ns.abs() > cfg.unlock_band_ns {
             self.locked = false;
             self.in_band_since = None;
         } else if err_ns.abs() < cfg.lock_band_ns {
             let (since, err_then) = *self.in_band_since.get_or_insert((now_ns, err_ns));
-            if (err_ns - err_then).abs() > 0.5 * cfg.lock_band_ns {
+            if (err_ns - err_then).abs() > 0.2 * cfg.lock_band_ns {
                 self.in_band_since = Some((now_ns, err_ns));
             } else if now_ns - since >= cfg.lock_after_ns {
                 self.locked = true;
@@ -341,13 +350,6 @@ impl RateController {
         };
         let err = err_ns / NS;
         let proportional = (kp * err).clamp(-cfg.max_catchup, cfg.max_catchup);
-        if was_locked != self.locked {
-            // Bumpless: the new gear starts from the correction in use, whatever part of it
-            // the old proportional term was carrying.
-            self.integral =
-                (self.correction - proportional).clamp(-cfg.max_correction, cfg.max_correction);
-        }
-
         if !self.locked
             && let Some((hint, se)) = self.hint.take()
             && se < 100e-6
@@ -362,8 +364,17 @@ impl RateController {
         }
         let command = (self.integral + proportional)
             .clamp(-cfg.max_correction, cfg.max_correction);
-        let step = slew * dt;
-        self.correction += (command - self.correction).clamp(-step, step);
+        // Acquiring: rate-limited only. Locked: a first-order lag as well, so the small steps
+        // the measurement noise makes in the command become gentle ramps. The integral keeps
+        // what acquisition learned across the gear change, so the locked output first glides
+        // (at up to `lock_slew`) to where the narrow gear wants it.
+        let gap = command - self.correction;
+        let step = if self.locked {
+            gap * (dt / cfg.lock_smooth_s).min(1.0)
+        } else {
+            gap
+        };
+        self.correction += step.clamp(-slew * dt, slew * dt);
         self.ratio()
     }
 

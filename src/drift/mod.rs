@@ -18,6 +18,8 @@ pub mod controller;
 pub mod delay;
 pub mod resample;
 pub mod sim;
+#[cfg(test)]
+mod tests;
 
 pub use controller::{ControllerConfig, RateController, SkewConfig, SkewEstimator};
 pub use delay::{DelayConfig, DelayEstimator, Observation, playout_delay_ns};

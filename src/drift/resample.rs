@@ -61,6 +61,7 @@ pub struct DriftResampler {
     read_pos: f64,
     ratio: f64,
     last_ratio: f64,
+    lookahead: usize,
 }
 
 impl DriftResampler {
@@ -104,7 +105,9 @@ impl DriftResampler {
             read_pos: 0.0,
             ratio: 1.0,
             last_ratio: 1.0,
+            lookahead: 0,
         };
+        me.lookahead = me.rs.output_delay();
         me.set_chunk(me.rs.output_delay().max(1));
         me
     }
@@ -190,6 +193,11 @@ impl DriftResampler {
         self.rs.input_frames_next()
     }
 
+    /// Input frames the filter reads ahead of the read position (half its length).
+    pub fn lookahead_frames(&self) -> usize {
+        self.lookahead
+    }
+
     /// Input frames queued and not yet handed to the filter.
     pub fn queued_frames(&self) -> usize {
         self.available()
@@ -236,7 +244,7 @@ impl DriftResampler {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::f64::consts::TAU;
 
@@ -275,8 +283,9 @@ mod tests {
         (out, rs)
     }
 
-    /// THD+N in dB: residual after least-squares fitting a sine of known (local) frequency.
-    pub(crate) fn thd_n_db(x: &[f32], freq_per_sample: f64) -> f64 {
+    /// THD+N in dB: residual after least-squares fitting a sine of the given frequency
+    /// (cycles per sample).
+    fn residual_db(x: &[f32], freq_per_sample: f64) -> f64 {
         let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (n, &y) in x.iter().enumerate() {
             let (s, c) = (TAU * freq_per_sample * n as f64).sin_cos();
@@ -297,6 +306,22 @@ mod tests {
             res += (y as f64 - fit).powi(2);
         }
         10.0 * (res / sig).log10()
+    }
+
+    /// THD+N in dB of a sine near `freq_per_sample`: the frequency is refined (±2000 ppm)
+    /// to the best fit first, so a slightly different pitch is not counted as noise.
+    pub(crate) fn thd_n_db(x: &[f32], freq_per_sample: f64) -> f64 {
+        let (mut lo, mut hi) = (freq_per_sample * 0.998, freq_per_sample * 1.002);
+        for _ in 0..6 {
+            let step = (hi - lo) / 10.0;
+            let best = (0..=10)
+                .map(|k| lo + step * k as f64)
+                .min_by(|a, b| residual_db(x, *a).total_cmp(&residual_db(x, *b)))
+                .unwrap();
+            lo = best - step;
+            hi = best + step;
+        }
+        residual_db(x, 0.5 * (lo + hi))
     }
 
     #[test]

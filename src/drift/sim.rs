@@ -99,6 +99,10 @@ pub struct Scenario {
     pub duration_ns: u64,
     /// More queued than this (in ns of audio) counts as an overrun tick.
     pub capacity_ns: u64,
+    /// When the target is this far above the measured delay, the receiver conceals a whole
+    /// tick without consuming input (delay +10 ms at once), as the element does when the
+    /// adaptive target jumps; `None`: only the controller moves the delay.
+    pub expand_above_ns: Option<u64>,
     pub seed: u64,
 }
 
@@ -119,6 +123,7 @@ impl Default for Scenario {
             controller: ControllerConfig::default(),
             duration_ns: 60_000_000_000,
             capacity_ns: 1_000_000_000,
+            expand_above_ns: None,
             seed: 1,
         }
     }
@@ -154,10 +159,15 @@ pub struct Outcome {
     pub lost: u64,
     /// Packets that arrived after their first frame was due.
     pub late: u64,
+    /// Ticks concealed to raise the delay at once (`expand_above_ns`).
+    pub expanded_ticks: u64,
     /// Largest change of the correction between two ticks, ppm.
     pub max_step_ppm: f64,
     /// Channel 0 of the output, when the resampler consumer runs with `capture`.
     pub output: Vec<f32>,
+    /// With `capture`: every received packet's true relative delay (arrival minus the
+    /// fastest path), ns, excluding the held packets of an outage.
+    pub relative_delays: Vec<f64>,
 }
 
 /// Sender and network: yields (packet index, arrival ns) in arrival order.
@@ -281,7 +291,8 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
     let mut pkt = vec![0.0f32; frames * channels];
     let mut buf = vec![0.0f32; frames * channels];
 
-    let mut t = first_arrival + initial_target;
+    // Start so that the first tick's newest frame (the end of packet 0) has the target delay.
+    let mut t = first_arrival + initial_target + tick_ns;
     while t <= sc.duration_ns {
         // Arrivals up to now.
         while pending.1 <= t {
@@ -294,6 +305,16 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
                 }
             }
             out.received += 1;
+            if capture {
+                let sent = net.sent_ns(i);
+                let held = sc
+                    .outage
+                    .is_some_and(|(s, l)| (s..s + l).contains(&(sent as u64)));
+                if !held {
+                    out.relative_delays
+                        .push(arrive as f64 - sent - sc.base_delay_ns as f64);
+                }
+            }
             let is_late = match &rs {
                 Some(_) => i < fed,
                 None => (start as f64) < play_pos,
@@ -317,7 +338,11 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
         {
             ctl.set_skew_hint(ppm, se);
         }
-        let measured = playout_delay_ns(skew, t, play_pos).unwrap_or(target);
+        // The delay that matters is the one of the newest input frame this tick needs: the
+        // end of its 10 ms plus the resampler's look-ahead. A packet later than that is late.
+        let lookahead = rs.as_ref().map_or(0.0, |r| r.lookahead_frames() as f64);
+        let need_pos = play_pos + frames as f64 / ratio + lookahead;
+        let measured = playout_delay_ns(skew, t, need_pos).unwrap_or(target);
         let new_ratio = ctl.update(t, measured, target);
 
         let queued = highest_end as f64 - play_pos;
@@ -328,10 +353,20 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
             out.overrun_ticks += 1;
         }
         let true_delay = t as f64
-            - (play_pos / rate * 1e9 / (1.0 + sc.skew_ppm * 1e-6) + sc.base_delay_ns as f64);
+            - (need_pos / rate * 1e9 / (1.0 + sc.skew_ppm * 1e-6) + sc.base_delay_ns as f64);
 
         // Consume one tick.
+        let expand = sc
+            .expand_above_ns
+            .is_some_and(|above| target - measured > above as f64);
+        if expand {
+            out.expanded_ticks += 1;
+            if capture && rs.is_some() {
+                out.output.extend(std::iter::repeat_n(0.0, frames));
+            }
+        }
         match &mut rs {
+            _ if expand => {}
             None => {
                 play_pos += frames as f64 * 0.5 * (1.0 / ratio + 1.0 / new_ratio);
             }
