@@ -333,9 +333,7 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
             Baseline::Adaptive(d) => d.target_ns() as f64,
         };
         let skew = baseline.skew();
-        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm())
-            && skew.span_ns() >= 3e9
-        {
+        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm()) {
             ctl.set_skew_hint(ppm, se);
         }
         // The delay that matters is the one of the newest input frame this tick needs: the
