@@ -217,7 +217,7 @@ impl DriftResampler {
     pub fn pull(&mut self, out: &mut [f32]) -> Result<(), ResampleError> {
         let ch = self.channels;
         let frames = out.len() / ch;
-        if out.len() % ch != 0 || frames == 0 || frames > self.max_chunk {
+        if !out.len().is_multiple_of(ch) || frames == 0 || frames > self.max_chunk {
             return Err(ResampleError::BadOutputSize);
         }
         let needed = self.input_frames_needed(frames);
@@ -246,6 +246,7 @@ impl DriftResampler {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::drift::sim::thd_n_db;
     use std::f64::consts::TAU;
 
     const RATE: f64 = 48_000.0;
@@ -281,47 +282,6 @@ pub(crate) mod tests {
             }));
         }
         (out, rs)
-    }
-
-    /// THD+N in dB: residual after least-squares fitting a sine of the given frequency
-    /// (cycles per sample).
-    fn residual_db(x: &[f32], freq_per_sample: f64) -> f64 {
-        let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (n, &y) in x.iter().enumerate() {
-            let (s, c) = (TAU * freq_per_sample * n as f64).sin_cos();
-            ss += s * s;
-            sc += s * c;
-            cc += c * c;
-            ys += y as f64 * s;
-            yc += y as f64 * c;
-        }
-        let det = ss * cc - sc * sc;
-        let a = (ys * cc - yc * sc) / det;
-        let b = (yc * ss - ys * sc) / det;
-        let (mut sig, mut res) = (0.0, 0.0);
-        for (n, &y) in x.iter().enumerate() {
-            let (s, c) = (TAU * freq_per_sample * n as f64).sin_cos();
-            let fit = a * s + b * c;
-            sig += fit * fit;
-            res += (y as f64 - fit).powi(2);
-        }
-        10.0 * (res / sig).log10()
-    }
-
-    /// THD+N in dB of a sine near `freq_per_sample`: the frequency is refined (±2000 ppm)
-    /// to the best fit first, so a slightly different pitch is not counted as noise.
-    pub(crate) fn thd_n_db(x: &[f32], freq_per_sample: f64) -> f64 {
-        let (mut lo, mut hi) = (freq_per_sample * 0.998, freq_per_sample * 1.002);
-        for _ in 0..6 {
-            let step = (hi - lo) / 10.0;
-            let best = (0..=10)
-                .map(|k| lo + step * k as f64)
-                .min_by(|a, b| residual_db(x, *a).total_cmp(&residual_db(x, *b)))
-                .unwrap();
-            lo = best - step;
-            hi = best + step;
-        }
-        residual_db(x, 0.5 * (lo + hi))
     }
 
     #[test]

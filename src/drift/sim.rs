@@ -231,7 +231,7 @@ impl Network {
 
 enum Baseline {
     Fixed(SkewEstimator),
-    Adaptive(DelayEstimator),
+    Adaptive(Box<DelayEstimator>),
 }
 
 impl Baseline {
@@ -255,12 +255,14 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
     };
     let mut baseline = match sc.mode {
         Mode::Fixed { .. } => Baseline::Fixed(SkewEstimator::new(skew_cfg)),
-        Mode::Adaptive { min_ns, max_ns } => Baseline::Adaptive(DelayEstimator::new(DelayConfig {
-            skew: skew_cfg,
-            min_ns,
-            max_ns,
-            ..Default::default()
-        })),
+        Mode::Adaptive { min_ns, max_ns } => {
+            Baseline::Adaptive(Box::new(DelayEstimator::new(DelayConfig {
+                skew: skew_cfg,
+                min_ns,
+                max_ns,
+                ..Default::default()
+            })))
+        }
     };
     let initial_target = match sc.mode {
         Mode::Fixed { latency_ns } => latency_ns,
@@ -412,4 +414,44 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
         t += tick_ns;
     }
     out
+}
+
+/// THD+N in dB of a sine near `freq_per_sample` (cycles per sample): the residual after a
+/// least-squares fit of a sine whose frequency is refined within ±2000 ppm first, so a slightly
+/// different pitch is not counted as noise.
+pub fn thd_n_db(x: &[f32], freq_per_sample: f64) -> f64 {
+    let (mut lo, mut hi) = (freq_per_sample * 0.998, freq_per_sample * 1.002);
+    for _ in 0..6 {
+        let step = (hi - lo) / 10.0;
+        let best = (0..=10)
+            .map(|k| lo + step * k as f64)
+            .min_by(|a, b| residual_db(x, *a).total_cmp(&residual_db(x, *b)))
+            .expect("eleven candidates");
+        lo = best - step;
+        hi = best + step;
+    }
+    residual_db(x, 0.5 * (lo + hi))
+}
+
+fn residual_db(x: &[f32], freq_per_sample: f64) -> f64 {
+    let (mut ss, mut sc, mut cc, mut ys, mut yc) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (n, &y) in x.iter().enumerate() {
+        let (s, c) = (TAU * freq_per_sample * n as f64).sin_cos();
+        ss += s * s;
+        sc += s * c;
+        cc += c * c;
+        ys += y as f64 * s;
+        yc += y as f64 * c;
+    }
+    let det = ss * cc - sc * sc;
+    let a = (ys * cc - yc * sc) / det;
+    let b = (yc * ss - ys * sc) / det;
+    let (mut sig, mut res) = (0.0, 0.0);
+    for (n, &y) in x.iter().enumerate() {
+        let (s, c) = (TAU * freq_per_sample * n as f64).sin_cos();
+        let fit = a * s + b * c;
+        sig += fit * fit;
+        res += (y as f64 - fit).powi(2);
+    }
+    10.0 * (res / sig).log10()
 }

@@ -285,7 +285,7 @@ fn drift_loop_output_is_a_click_free_sine() {
     assert!(worst < bound, "{worst} vs {bound}");
     // And the pitch is the sender's: 440 Hz * (1 + 1000 ppm) once locked.
     let tail = &out.output[out.output.len() - 9_600..];
-    let thd = super::resample::tests::thd_n_db(tail, 440.0 * 1.001 / 48_000.0);
+    let thd = super::sim::thd_n_db(tail, 440.0 * 1.001 / 48_000.0);
     assert!(thd < -60.0, "{thd}");
 }
 
