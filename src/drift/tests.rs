@@ -379,6 +379,25 @@ fn dbg_trace() {
             consumer: resampler(),
             ..Default::default()
         },
+        "adaptive" => {
+            for (k, j) in [5u64, 10, 20, 40, 80].into_iter().enumerate() {
+                for (name, jit) in [
+                    ("uni", Jitter::Uniform { max_ns: j * MS }),
+                    ("par", Jitter::pareto(j * MS)),
+                ] {
+                    let (mean, q95, late) = adaptive_on(jit, 100 + k as u64);
+                    eprintln!(
+                        "{name} {j}: mean {:.1} q95 {:.1} q95+10 {:.1} ok {} late {:.2} %",
+                        mean / 1e6,
+                        q95 / 1e6,
+                        q95 / 1e6 + 10.0,
+                        mean <= q95 + 10e6,
+                        late * 100.0
+                    );
+                }
+            }
+            panic!();
+        }
         _ => return,
     };
     let step: usize = std::env::var("STEP")
@@ -407,4 +426,25 @@ fn dbg_trace() {
         }
     );
     panic!();
+}
+
+#[test]
+fn adaptive_mean_delay_within_q95_plus_10_ms_on_pareto_jitter() {
+    for (k, j) in [5u64, 10, 20, 40, 80].into_iter().enumerate() {
+        let (mean, q95, late) = adaptive_on(Jitter::pareto(j * MS), 100 + k as u64);
+        assert!(
+            mean <= q95 + 10e6,
+            "{j} ms: mean {} q95 {}",
+            mean / 1e6,
+            q95 / 1e6
+        );
+        if j <= 40 {
+            assert!(late <= 0.01, "{j} ms: late {late}");
+        } else {
+            // Not the ≤ 1 % the issue asks for: on this trace q99 - q95 is 17 ms, so no delay
+            // can be both ≤ q95 + 10 ms and late for ≤ 1 %; the target keeps the delay bound
+            // and lets ~2 % arrive late (concealed).
+            assert!(late <= 0.025, "{j} ms: late {late}");
+        }
+    }
 }
