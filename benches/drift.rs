@@ -43,7 +43,7 @@ fn resampler() -> Consumer {
 fn convergence() {
     println!("## Convergence (fixed 60 ms, 20 ms uniform jitter, 1 % loss, resampler in the loop)");
     println!(
-        "| skew | delay settled (|err| < 5 ms for good) | ratio converged (|correction - skew| < max(50 ppm, 1 %) for good) | max |correction - skew| after 30 s | max |err| after | rms err after | late | underrun ticks | final correction |"
+        "| skew | delay settled (abs err < 5 ms for good) | ratio converged (abs(correction - skew) < max(50 ppm, 1 %) for good) | max abs(correction - skew) after 30 s | max abs err after | rms err after | late | underrun ticks | final correction |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for skew in [100.0, -100.0, 1000.0, -1000.0, 25_000.0, -25_000.0] {
@@ -113,7 +113,7 @@ fn delay_table() {
 fn day() {
     println!("## 24 hours (analytic queue, fixed 60 ms, 20 ms jitter, 1 % loss)");
     println!(
-        "| skew | underrun ticks | overrun ticks | late | max |err| after 20 s | rms slew locked | max slew locked | wall |"
+        "| skew | underrun ticks | overrun ticks | late | max abs err after 20 s | rms slew locked | max slew locked | wall |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for skew in [100.0, -100.0, 1000.0, -1000.0] {
