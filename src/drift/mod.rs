@@ -9,6 +9,8 @@
 //!   ratio, slew-limited, two gears.
 //! * [`resample::DriftResampler`]: rubato's async resampler with a ratio that ramps between
 //!   pulls.
+//! * [`driftloop::DriftLoop`]: the three above behind `on_packet` / `on_tick`, as the element
+//!   uses them.
 //! * [`sim`]: a deterministic sender/network/receiver simulation used by the tests and the
 //!   bench.
 //!
@@ -16,6 +18,7 @@
 
 pub mod controller;
 pub mod delay;
+pub mod driftloop;
 pub mod resample;
 pub mod sim;
 #[cfg(test)]
@@ -23,4 +26,5 @@ mod tests;
 
 pub use controller::{ControllerConfig, RateController, SkewConfig, SkewEstimator};
 pub use delay::{DelayConfig, DelayEstimator, Observation, playout_delay_ns};
+pub use driftloop::{DriftLoop, TargetMode, TickDecision};
 pub use resample::{DriftResampler, Interpolation, ResampleError};

@@ -18,8 +18,9 @@
 //! The *true* playout delay is measured against the sender's actual clock and the base delay
 //! (the fastest path), which the receiver does not know.
 
-use super::controller::{ControllerConfig, RateController, SkewConfig, SkewEstimator};
-use super::delay::{DelayConfig, DelayEstimator, playout_delay_ns};
+use super::controller::ControllerConfig;
+use super::delay::DelayConfig;
+use super::driftloop::{DriftLoop, TargetMode};
 use super::resample::{DriftResampler, Interpolation};
 use crate::impair::Rng;
 use std::f64::consts::TAU;
@@ -229,46 +230,24 @@ impl Network {
     }
 }
 
-enum Baseline {
-    Fixed(SkewEstimator),
-    Adaptive(Box<DelayEstimator>),
-}
-
-impl Baseline {
-    fn skew(&self) -> &SkewEstimator {
-        match self {
-            Baseline::Fixed(s) => s,
-            Baseline::Adaptive(d) => d.skew(),
-        }
-    }
-}
-
 /// Run a scenario, calling `observe` after every tick; `capture` keeps the resampler's output.
 pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outcome {
     let mut out = Outcome::default();
     let rate = sc.rate as f64;
     let frames = sc.packet_frames as usize;
     let tick_ns = sc.packet_frames as u64 * 1_000_000_000 / sc.rate as u64;
-    let skew_cfg = SkewConfig {
-        rate: sc.rate,
-        ..Default::default()
-    };
-    let mut baseline = match sc.mode {
-        Mode::Fixed { .. } => Baseline::Fixed(SkewEstimator::new(skew_cfg)),
-        Mode::Adaptive { min_ns, max_ns } => {
-            Baseline::Adaptive(Box::new(DelayEstimator::new(DelayConfig {
-                skew: skew_cfg,
+    let (mode, initial_target) = match sc.mode {
+        Mode::Fixed { latency_ns } => (TargetMode::Fixed { latency_ns }, latency_ns),
+        Mode::Adaptive { min_ns, max_ns } => (
+            TargetMode::Adaptive(DelayConfig {
                 min_ns,
                 max_ns,
                 ..Default::default()
-            })))
-        }
+            }),
+            min_ns,
+        ),
     };
-    let initial_target = match sc.mode {
-        Mode::Fixed { latency_ns } => latency_ns,
-        Mode::Adaptive { min_ns, .. } => min_ns,
-    };
-    let mut ctl = RateController::new(sc.controller);
+    let mut drift = DriftLoop::new(sc.rate, mode, sc.controller);
     let mut net = Network::new(sc);
     let mut pending = net.next(&mut out.lost);
     let first_arrival = pending.1;
@@ -300,12 +279,7 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
         while pending.1 <= t {
             let (i, arrive) = pending;
             let start = i * frames as u64;
-            match &mut baseline {
-                Baseline::Fixed(s) => s.push(arrive, start),
-                Baseline::Adaptive(d) => {
-                    d.push(arrive, start);
-                }
-            }
+            drift.on_packet(arrive, start);
             out.received += 1;
             if capture {
                 let sent = net.sent_ns(i);
@@ -330,20 +304,16 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
             pending = net.next(&mut out.lost);
         }
 
-        let target = match &baseline {
-            Baseline::Fixed(_) => initial_target as f64,
-            Baseline::Adaptive(d) => d.target_ns() as f64,
-        };
-        let skew = baseline.skew();
-        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm()) {
-            ctl.set_skew_hint(ppm, se);
-        }
         // The delay that matters is the one of the newest input frame this tick needs: the
         // end of its 10 ms plus the resampler's look-ahead. A packet later than that is late.
         let lookahead = rs.as_ref().map_or(0.0, |r| r.lookahead_frames() as f64);
         let need_pos = play_pos + frames as f64 / ratio + lookahead;
-        let measured = playout_delay_ns(skew, t, need_pos).unwrap_or(target);
-        let new_ratio = ctl.update(t, measured, target);
+        let decision = drift.on_tick(t, need_pos);
+        let (new_ratio, measured, target) = (
+            decision.ratio,
+            decision.measured_delay_ns,
+            decision.target_delay_ns,
+        );
 
         let queued = highest_end as f64 - play_pos;
         if queued <= 0.0 {
@@ -407,9 +377,9 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
             target_ns: target,
             ratio,
             correction_ppm: correction * 1e6,
-            skew_ppm: baseline.skew().skew_ppm(),
+            skew_ppm: drift.skew().skew_ppm(),
             queued_ns: queued / rate * 1e9,
-            locked: ctl.is_locked(),
+            locked: drift.controller().is_locked(),
         });
         t += tick_ns;
     }
