@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod conceal;
+pub mod drift;
 pub mod impair;
 pub mod jitter;
 pub mod pcm;
