@@ -656,10 +656,12 @@ fn plays_through_autoaudiosink_into_pulseaudio() {
     play(&recorder, true);
     rec.wait_for(1);
 
+    // latency=100: a sender thread delayed by a loaded machine must not turn into late drops
+    // (this test is about the pace and content of what plays, not about the delay).
     let receiver = launch(
         "rawudpaudiosrc name=src address=127.0.0.1 port=0 \
            caps=audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved ! \
-         plcjitterbuffer name=jb stats-interval=100 ! \
+         plcjitterbuffer name=jb stats-interval=100 latency=100 ! \
          audioconvert ! audioresample ! autoaudiosink name=out",
     );
     let port = bind(&receiver, "src");
@@ -741,7 +743,7 @@ fn plays_through_autoaudiosink_into_pulseaudio() {
         })
     };
     sender.join().expect("sender thread");
-    // The sender took 5 s; 1 s more covers the jitter buffer's 40 ms and PulseAudio's buffering.
+    // The sender took 5 s; 1 s more covers the jitter buffer's 100 ms and PulseAudio's buffering.
     rec.wait_for(recorded_at_start + (SECONDS + 1) * RATE);
     let (pushed_buffers, counter_mismatches, first_pts, last_pts) = {
         let p = pushes.lock().unwrap();
