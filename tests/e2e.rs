@@ -906,11 +906,13 @@ fn stock_udpsrc_feeds_plcjitterbuffer() {
     let _serial = init();
     const FRAMES: usize = 160; // 10 ms of 16 kHz S16LE mono: 320 bytes.
     const DATAGRAMS: u64 = 200;
-    // udpsrc binds in NULL->READY and then reports the bound port.
+    // udpsrc binds in NULL->READY and then reports the bound port. latency=100: this test is
+    // about udpsrc feeding the element exactly, not about the delay; a loaded machine that
+    // delays the sender thread must not turn into late drops.
     let pipeline = launch(
         "udpsrc name=src address=127.0.0.1 port=0 \
            caps=\"audio/x-raw,format=S16LE,rate=16000,channels=1,layout=interleaved\" ! \
-         plcjitterbuffer name=jb ! appsink name=sink sync=false",
+         plcjitterbuffer name=jb latency=100 ! appsink name=sink sync=false",
     );
     let sink = appsink(&pipeline, "sink");
     let port = bind(&pipeline, "src");
