@@ -55,6 +55,27 @@ pub struct Chunk {
     pub silent: bool,
 }
 
+impl Chunk {
+    /// Chunk number `index` of a stream at `rate` whose frame 0 plays at `origin` (running time,
+    /// ns), of which `real` frames came from received audio and, if `audible`, the rest was not
+    /// all silence.
+    pub(crate) fn at(origin: i64, index: i64, rate: u32, real: i64, audible: bool) -> Self {
+        let head = chunk_start(index, rate);
+        let frames = chunk_start(index + 1, rate) - head;
+        let pts = origin + frames_to_ns(head, rate);
+        let next_pts = origin + frames_to_ns(head + frames, rate);
+        Self {
+            pts: pts.max(0) as u64,
+            duration: (next_pts - pts).max(0) as u64,
+            offset: head.max(0) as u64,
+            frames: frames as usize,
+            real_frames: real as usize,
+            discont: index == 0,
+            silent: real == 0 && !audible,
+        }
+    }
+}
+
 /// Counters of one stream; they only grow until [`Playout::reset`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -603,18 +624,13 @@ impl Playout {
             }
         }
 
-        let origin = self.timeline.origin().unwrap_or(0);
-        let pts = origin + frames_to_ns(head, self.rate);
-        let next_pts = origin + frames_to_ns(head + frames, self.rate);
-        let chunk = Chunk {
-            pts: pts.max(0) as u64,
-            duration: (next_pts - pts).max(0) as u64,
-            offset: head.max(0) as u64,
-            frames: frames as usize,
-            real_frames: real as usize,
-            discont: self.chunk == 0,
-            silent: real == 0 && !audible,
-        };
+        let chunk = Chunk::at(
+            self.timeline.origin().unwrap_or(0),
+            self.chunk,
+            self.rate,
+            real,
+            audible,
+        );
         self.chunk += 1;
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;

@@ -592,18 +592,13 @@ impl RtpPlayout {
             }
         }
 
-        let origin = self.origin.unwrap_or(0);
-        let pts = origin + frames_to_ns(head, self.rate);
-        let next_pts = origin + frames_to_ns(head + frames, self.rate);
-        let chunk = Chunk {
-            pts: pts.max(0) as u64,
-            duration: (next_pts - pts).max(0) as u64,
-            offset: head.max(0) as u64,
-            frames: frames as usize,
-            real_frames: real as usize,
-            discont: self.chunk == 0,
-            silent: real == 0 && !audible,
-        };
+        let chunk = Chunk::at(
+            self.origin.unwrap_or(0),
+            self.chunk,
+            self.rate,
+            real,
+            audible,
+        );
         self.chunk += 1;
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;
