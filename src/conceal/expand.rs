@@ -68,6 +68,13 @@ const TAIL_MS: f32 = 5.0;
 const TAIL_DROP: f64 = 0.5;
 /// History analysed for the noise model and the level.
 pub(super) const LPC_WINDOW_MS: f32 = 20.0;
+/// The envelope limiter: the output is rendered in blocks of this length, one block ahead...
+const LIMIT_BLOCK_MS: f32 = 1.0;
+/// ...and no block's RMS may exceed the largest RMS of a block-long window in the newest
+/// this many ms of the history, per channel.
+const ENVELOPE_MS: f32 = 10.0;
+/// The lowest gain the join with the history may ask for.
+const JOIN_MIN_GAIN: f64 = 0.5;
 /// Correlation at or below which the history is taken as unvoiced (noise only)...
 const UNVOICED: f32 = 0.2;
 /// ...and at or above which as voiced (loop only).
@@ -115,8 +122,9 @@ pub(super) struct Expand {
     recent_peaks: Vec<f64>,
     recent: usize,
     limit_len: usize,
-    /// Scratch for one frame of the loop.
+    /// Scratch for one frame of the loop, and for one frame of the output.
     voiced: Vec<f32>,
+    voiced_out: Vec<f64>,
     elapsed: usize,
     /// `stepped_level`'s current block and the levels at its ends.
     level_block: Option<usize>,
@@ -126,6 +134,19 @@ pub(super) struct Expand {
     silent_from: usize,
     /// The loop's start-edge correction length (a stretch with nothing else ends after it).
     correction_len: usize,
+    /// Envelope limiter: block length, the history's envelope per channel, the two rendered
+    /// blocks (interleaved: the one being read, then the next), each block's gain per channel
+    /// (`[current, next]`), the gain at the current block's start per channel, the read
+    /// position in the current block (`block` when a new one is due), frames output.
+    block: usize,
+    envelope_len: usize,
+    caps: Vec<f64>,
+    ahead: Vec<f64>,
+    gains: Vec<[f64; 2]>,
+    gain_from: Vec<f64>,
+    read: usize,
+    primed: bool,
+    emitted: usize,
 }
 
 impl Expand {
@@ -174,12 +195,22 @@ impl Expand {
             recent: ms_to_frames(RECENT_PEAK_MS, rate).max(1),
             limit_len: ms_to_frames(START_LIMIT_MS, rate).max(1),
             voiced: vec![0.0; channels],
+            voiced_out: vec![0.0; channels],
             elapsed: 0,
             level_block: None,
             level_ends: (1.0, 1.0),
             comfort: false,
             silent_from: 0,
             correction_len: ms_to_frames(super::substitution::START_CORRECTION_MS, rate).max(1),
+            block: ms_to_frames(LIMIT_BLOCK_MS, rate).max(1),
+            envelope_len: ms_to_frames(ENVELOPE_MS, rate).max(1),
+            caps: vec![0.0; channels],
+            ahead: vec![0.0; 2 * ms_to_frames(LIMIT_BLOCK_MS, rate).max(1) * channels],
+            gains: vec![[1.0; 2]; channels],
+            gain_from: vec![1.0; channels],
+            read: 0,
+            primed: false,
+            emitted: 0,
         }
     }
 
@@ -198,6 +229,9 @@ impl Expand {
 
         self.elapsed = 0;
         self.level_block = None;
+        self.emitted = 0;
+        self.primed = false;
+        self.read = self.block;
         let v = match period {
             Some(_) => f64::from(
                 ((score - self.unvoiced) / (self.voiced_at - self.unvoiced)).clamp(0.0, 1.0),
@@ -236,6 +270,13 @@ impl Expand {
         for c in 0..ch {
             self.peaks[c] = peak_of(avail, c);
             self.recent_peaks[c] = peak_of(self.recent.min(avail), c);
+            // A history shorter than the envelope's window has no reliable envelope: the
+            // start limit alone applies then.
+            self.caps[c] = if avail >= self.envelope_len {
+                envelope(snapshot, ch, c, self.envelope_len, self.block)
+            } else {
+                f64::INFINITY
+            };
         }
 
         // Noise model of the newest window (mono), and each channel's level in it. A history
@@ -363,7 +404,7 @@ impl Expand {
 
     /// Level of the concealment relative to the history (0 once faded).
     pub(super) fn level(&self) -> f64 {
-        self.level_at(self.elapsed)
+        self.level_at(self.emitted)
     }
 
     fn level_at(&self, t: usize) -> f64 {
@@ -407,11 +448,133 @@ impl Expand {
 
     /// True once only zeros come out.
     pub(super) fn is_silent(&self) -> bool {
-        self.elapsed >= self.silent_from && !self.comfort
+        self.emitted >= self.silent_from && !self.comfort
     }
 
-    /// Writes the next concealed frame into `frame` (one sample per channel).
+    /// Writes the next concealed frame into `frame` (one sample per channel): the rendered
+    /// output, one block behind the renderer, under a gain that keeps every block's RMS within
+    /// the history's envelope. The gain moves linearly across a block from the smaller of its
+    /// neighbours' gains at each end, so it never exceeds the block's own and has no steps; it
+    /// starts at 1 (the stretch continues the history's last sample).
     pub(super) fn next_frame(&mut self, snapshot: &[f32], frame: &mut [f32]) {
+        let (ch, n) = (self.channels, self.block);
+        if !self.primed {
+            self.primed = true;
+            self.render_block(snapshot, true);
+            self.limit_join(snapshot);
+            self.gain_from.fill(1.0);
+            self.read = n;
+        }
+        if self.read == n {
+            // The next block becomes the current one; render the one after it.
+            self.ahead.copy_within(n * ch..2 * n * ch, 0);
+            if self.emitted > 0 {
+                for (from, g) in self.gain_from.iter_mut().zip(&self.gains) {
+                    *from = g[0].min(g[1]);
+                }
+            }
+            for g in &mut self.gains {
+                g[0] = g[1];
+            }
+            self.render_block(snapshot, false);
+            self.read = 0;
+        }
+        // The first block leaves the history's gain of 1 within three quarters of a block.
+        let w = if self.emitted < n {
+            ((self.read + 1) as f64 / self.first_ramp() as f64).min(1.0)
+        } else {
+            (self.read + 1) as f64 / n as f64
+        };
+        for (c, out) in frame.iter_mut().enumerate() {
+            let [cur, next] = self.gains[c];
+            let from = self.gain_from[c];
+            let gain = from + (cur.min(next) - from) * w;
+            *out = saturate(self.ahead[self.read * ch + c] * gain);
+        }
+        self.read += 1;
+        self.emitted = self.emitted.saturating_add(1);
+    }
+
+    /// Renders the next block into the second half of `ahead` and its limiter gain per channel
+    /// (`first`: the stretch's first block, the first half holds nothing of it).
+    fn render_block(&mut self, snapshot: &[f32], first: bool) {
+        let (ch, n) = (self.channels, self.block);
+        let mut frame = std::mem::take(&mut self.voiced_out);
+        for i in 0..n {
+            self.render_frame(snapshot, &mut frame);
+            let at = (n + i) * ch;
+            self.ahead[at..at + ch].copy_from_slice(&frame);
+        }
+        self.voiced_out = frame;
+        for c in 0..ch {
+            // The loudest block-long window ending in the new block (starting in the previous
+            // one or at the new one's start).
+            let x2 = |i: usize| self.ahead[i * ch + c].powi(2);
+            let mut sum: f64 = (n..2 * n).map(x2).sum();
+            let mut loudest = sum;
+            if !first {
+                sum = (0..n).map(x2).sum();
+                for s in 1..n {
+                    sum += x2(s + n - 1) - x2(s - 1);
+                    loudest = loudest.max(sum);
+                }
+            }
+            let rms = (loudest.max(0.0) / n as f64).sqrt();
+            self.gains[c][1] = if rms > self.caps[c] {
+                self.caps[c] / rms
+            } else {
+                1.0
+            };
+        }
+    }
+
+    /// Lowers the first block's gain so that no block-long window across the join (the
+    /// history's newest frames, then the first rendered ones under the gain's ramp from 1) exceeds
+    /// the envelope either: the stretch continues the last samples, and holding a peak there
+    /// would stand out. The gain stays at least [`JOIN_MIN_GAIN`] (no steep ramp).
+    fn limit_join(&mut self, snapshot: &[f32]) {
+        let (ch, n) = (self.channels, self.block);
+        let frames = snapshot.len() / ch;
+        let ramp = self.first_ramp();
+        for c in 0..ch {
+            let target = self.caps[c] * self.caps[c] * n as f64;
+            for j in [0, n / 4, n / 2, 3 * n / 4] {
+                if j > frames || !target.is_finite() {
+                    continue;
+                }
+                let history: f64 = snapshot[(frames - j) * ch..]
+                    .iter()
+                    .skip(c)
+                    .step_by(ch)
+                    .map(|&x| f64::from(x) * f64::from(x))
+                    .sum();
+                // The window's energy with the ramp's weights w: history + sum r^2 ((1-w) + g w)^2
+                // = history + a g^2 + 2 b g + k.
+                let (mut a, mut b, mut k) = (0.0, 0.0, 0.0);
+                for i in 0..n - j {
+                    let r2 = self.ahead[(n + i) * ch + c].powi(2);
+                    let w = ((i + 1) as f64 / ramp as f64).min(1.0);
+                    a += r2 * w * w;
+                    b += r2 * w * (1.0 - w);
+                    k += r2 * (1.0 - w) * (1.0 - w);
+                }
+                if history + a + 2.0 * b + k <= target || a <= 0.0 {
+                    continue;
+                }
+                let d = b * b - a * (history + k - target);
+                let g = if d >= 0.0 { (-b + d.sqrt()) / a } else { 0.0 };
+                self.gains[c][1] = self.gains[c][1].min(g.max(JOIN_MIN_GAIN));
+            }
+        }
+    }
+
+    /// Length of the first block's ramp from the history's gain of 1.
+    fn first_ramp(&self) -> usize {
+        (3 * self.block / 4).max(1)
+    }
+
+    /// The next frame of the concealment before the envelope limiter.
+    fn render_frame(&mut self, snapshot: &[f32], frame: &mut [f64]) {
         let g = self.stepped_level();
         if g == 0.0 && !self.comfort {
             frame.fill(0.0);
@@ -465,8 +628,27 @@ impl Expand {
             } else {
                 self.peaks[c]
             };
-            *out = saturate(v.clamp(-peak, peak));
+            *out = v.clamp(-peak, peak);
         }
         self.elapsed = self.elapsed.saturating_add(1);
     }
+}
+
+/// The largest RMS of a `block`-frame window (at every position) of channel `c` in the newest
+/// `len` frames of `snapshot` (interleaved, `ch` channels).
+fn envelope(snapshot: &[f32], ch: usize, c: usize, len: usize, block: usize) -> f64 {
+    let frames = snapshot.len() / ch;
+    let len = len.min(frames);
+    let sample = |i: usize| f64::from(snapshot[(frames - len + i) * ch + c]).powi(2);
+    let block = block.min(len).max(1);
+    if len < block {
+        return 0.0;
+    }
+    let mut sum: f64 = (0..block).map(sample).sum();
+    let mut best = sum;
+    for i in block..len {
+        sum += sample(i) - sample(i - block);
+        best = best.max(sum);
+    }
+    (best.max(0.0) / block as f64).sqrt()
 }
