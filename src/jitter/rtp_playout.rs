@@ -736,9 +736,12 @@ impl RtpPlayout {
                     if n > 0 {
                         self.rtp.fec_recovered += 1;
                         self.set_pending(pos, Kind::Real, scratch);
-                        // The missing packets are accounted for here.
+                        // The missing packets are accounted for here, and what was concealed
+                        // before this was loss, not a pause.
                         self.stats.lost += (seq - last - 1) as u64;
                         self.played_seq = Some(seq - 1);
+                        self.stretch_concealed = 0;
+                        self.stretch_silent = 0;
                         return;
                     }
                 } else if whole_gap > next_frames {

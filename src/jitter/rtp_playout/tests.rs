@@ -641,6 +641,11 @@ fn opus_fec_rebuilds_the_last_packet_of_a_burst() {
     sim.run_until(8_100 * ms);
     assert!(bursts >= 20, "{bursts} bursts");
     assert_eq!(
+        sim.p.rtp_stats().dtx_frames,
+        0,
+        "burst concealment is loss, not a pause"
+    );
+    assert_eq!(
         sim.p.rtp_stats().fec_recovered,
         covered,
         "of {bursts} bursts"
