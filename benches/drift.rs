@@ -12,7 +12,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use gstnetaudio::drift::sim::{Consumer, Jitter, Mode, Scenario, Tick, run, thd_n_db};
+use gstnetaudio::drift::sim::{
+    Consumer, Jitter, Mode, Scenario, Tick, adaptive_stationary, quantile, run, thd_n_db,
+};
 use gstnetaudio::drift::{DriftResampler, Interpolation};
 
 const MS: u64 = 1_000_000;
@@ -194,12 +196,6 @@ fn jitter_step_and_outage() {
     println!();
 }
 
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q) as usize]
-}
-
 fn adaptive() {
     println!(
         "## Adaptive mode, stationary traces (150 ppm, 0.5 % loss, 120 s, stats after 10 s; delay vs the true fastest path)"
@@ -217,29 +213,9 @@ fn adaptive() {
         traces.push((format!("Pareto cap {j} ms"), Jitter::pareto(j * MS)));
     }
     for (k, (name, jitter)) in traces.into_iter().enumerate() {
-        let sc = Scenario {
-            skew_ppm: 150.0,
-            jitter: vec![(0, jitter)],
-            loss: 0.005,
-            mode: Mode::Adaptive {
-                min_ns: 5 * MS,
-                max_ns: 500 * MS,
-            },
-            expand_above_ns: Some(15 * MS),
-            duration_ns: 120 * S,
-            seed: 100 + k as u64,
-            ..Default::default()
-        };
-        let (mut sum, mut n) = (0.0, 0.0);
-        let out = run(&sc, true, |t| {
-            if t.t_ns >= 10 * S {
-                sum += t.delay_ns;
-                n += 1.0;
-            }
-        });
+        let (mean, out) = adaptive_stationary(jitter, 100 + k as u64);
         let q95 = quantile(&out.relative_delays, 0.95);
         let q99 = quantile(&out.relative_delays, 0.99);
-        let mean = sum / n;
         println!(
             "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.2} % |",
             q95 / 1e6,

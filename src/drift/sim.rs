@@ -386,6 +386,41 @@ pub fn run(sc: &Scenario, capture: bool, mut observe: impl FnMut(&Tick)) -> Outc
     out
 }
 
+/// q-quantile of a sample.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() - 1) as f64 * q) as usize]
+}
+
+/// Adaptive mode on a stationary jitter trace (150 ppm, 0.5 % loss, 120 s, target within
+/// 5..500 ms): the mean delay after a 10 s warm-up (ns), and the run's outcome.
+pub fn adaptive_stationary(jitter: Jitter, seed: u64) -> (f64, Outcome) {
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+    let sc = Scenario {
+        skew_ppm: 150.0,
+        jitter: vec![(0, jitter)],
+        loss: 0.005,
+        mode: Mode::Adaptive {
+            min_ns: 5 * MS,
+            max_ns: 500 * MS,
+        },
+        expand_above_ns: Some(15 * MS),
+        duration_ns: 120 * S,
+        seed,
+        ..Default::default()
+    };
+    let (mut sum, mut n) = (0.0, 0.0);
+    let out = run(&sc, true, |t| {
+        if t.t_ns >= 10 * S {
+            sum += t.delay_ns;
+            n += 1.0;
+        }
+    });
+    (sum / n, out)
+}
+
 /// THD+N in dB of a sine near `freq_per_sample` (cycles per sample): the residual after a
 /// least-squares fit of a sine whose frequency is refined within ±2000 ppm first, so a slightly
 /// different pitch is not counted as noise.

@@ -4,7 +4,9 @@
 //! models the queue as a number (cheap, for long runs), `Resampler` runs rubato for real.
 
 use super::resample::Interpolation;
-use super::sim::{Consumer, Jitter, Mode, Outcome, Scenario, Tick, run};
+use super::sim::{
+    Consumer, Jitter, Mode, Outcome, Scenario, Tick, adaptive_stationary, quantile, run,
+};
 
 const MS: u64 = 1_000_000;
 const S: u64 = 1_000_000_000;
@@ -289,39 +291,12 @@ fn drift_loop_output_is_a_click_free_sine() {
     assert!(thd < -60.0, "{thd}");
 }
 
-/// q-quantile of a sample.
-fn quantile(v: &[f64], q: f64) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[((s.len() - 1) as f64 * q) as usize]
-}
-
 /// Adaptive mode on a stationary trace: (mean true delay, q95 of the true relative delays,
 /// fraction late), after a 10 s warm-up.
 pub(super) fn adaptive_on(jitter: Jitter, seed: u64) -> (f64, f64, f64) {
-    let sc = Scenario {
-        skew_ppm: 150.0,
-        jitter: vec![(0, jitter)],
-        loss: 0.005,
-        mode: Mode::Adaptive {
-            min_ns: 5 * MS,
-            max_ns: 500 * MS,
-        },
-        expand_above_ns: Some(15 * MS),
-        duration_ns: 120 * S,
-        seed,
-        ..Default::default()
-    };
-    let mut sum = 0.0;
-    let mut n = 0.0;
-    let out = run(&sc, true, |t| {
-        if t.t_ns >= 10 * S {
-            sum += t.delay_ns;
-            n += 1.0;
-        }
-    });
+    let (mean, out) = adaptive_stationary(jitter, seed);
     let q95 = quantile(&out.relative_delays, 0.95);
-    (sum / n, q95, out.late as f64 / out.received as f64)
+    (mean, q95, out.late as f64 / out.received as f64)
 }
 
 #[test]
