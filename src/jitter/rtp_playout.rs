@@ -249,6 +249,14 @@ impl RtpPlayout {
         self.seen.clear();
         self.run.clear();
         self.pending.clear();
+        self.pending_pos = 0;
+        self.pending_kind = Kind::Real;
+        self.anchor_ts = 0;
+        self.anchor_pos = 0;
+        self.last_ts = 0;
+        self.highest_seq = 0;
+        self.played_end = 0;
+        self.last_frames = 0;
         self.chunk = 0;
         self.stretch_concealed = 0;
         self.stretch_silent = 0;
