@@ -127,8 +127,8 @@ fn pause_under_traffic_resumes_one_buffer_per_tick() {
     element.set_state(gst::State::Paused).unwrap();
     assert!(h.try_pull().is_none(), "nothing is pushed while paused");
     element.set_state(gst::State::Playing).unwrap();
-    // Three seconds of backlog, all stamped at the resume (190 ms, what had arrived last).
-    let resume = 190 * MS;
+    // Three seconds of backlog, all stamped at the resume (the clock stood at 130 ms).
+    let resume = 130 * MS;
     for i in 20..320u64 {
         h.push(buffer(resume, tone(i * 80, 80))).unwrap();
     }
@@ -136,11 +136,10 @@ fn pause_under_traffic_resumes_one_buffer_per_tick() {
     assert!(queued <= 1_000.0, "{queued} ms queued after the backlog");
     let mut out = Vec::new();
     for j in 10..400u64 {
-        // The sender goes on live after the backlog.
-        let t = 40 * MS + j * 10 * MS;
+        // The sender goes on live after the backlog: one datagram per tick, arriving now.
+        let now = 40 * MS + j * 10 * MS;
         let i = 320 + j - 10;
-        h.push(buffer(resume + (t - 140 * MS), tone(i * 80, 80)))
-            .unwrap();
+        h.push(buffer(now, tone(i * 80, 80))).unwrap();
         h.crank_single_clock_wait().unwrap();
         let buf = h.pull().unwrap();
         assert_chunk(&buf, j, 8000, 0, 2);
@@ -379,7 +378,7 @@ fn outages_from_20_ms_to_an_hour_keep_the_cadence_and_resume() {
         let inputs = (0..100 + gap_packets)
             .filter(|&k| !(50..50 + gap_packets).contains(&k))
             .map(|k| (k as u64 * 20 * MS, l16_packet(k, 7, 70, SSRC)));
-        let total = (2_000 + outage_ms) / 10 + 10;
+        let total = (2_000 + outage_ms) / 10;
         let mut tail = Vec::new();
         // The first packet after the outage plays a latency after it was sent (output chunk
         // `j` is due at `j` x 10 ms + latency and holds what was sent at `j` x 10 ms).
@@ -391,9 +390,10 @@ fn outages_from_20_ms_to_an_hour_keep_the_cadence_and_resume() {
             }
         });
         let first = (50 + gap_packets) * 160;
+        // After the merge cross-fade (at most 5 ms), exactly the packets.
         assert_same(
-            &tail[..800],
-            &reference(first, 800)[..],
+            &tail[40..800],
+            &reference(first + 40, 760)[..],
             &format!("{outage_ms} ms outage: resumes on time"),
         );
         let concealed = stat(&h, "concealed-ms");
@@ -404,7 +404,13 @@ fn outages_from_20_ms_to_an_hour_keep_the_cadence_and_resume() {
         );
         assert!(
             (concealed + silent).abs_diff(outage_ms) <= 20,
-            "{outage_ms} ms outage: {concealed} ms concealed + {silent} ms silence"
+            "{outage_ms} ms outage: {concealed} ms concealed + {silent} ms silence: {}",
+            stats(&h)
+        );
+        assert_eq!(
+            stat(&h, "dtx-ms"),
+            0,
+            "{outage_ms} ms outage is loss, not DTX"
         );
         // An hour wraps the sequence numbers (180,000 packets): that one resyncs, on time.
         let resyncs = if outage_ms > 1_310_000 { 1 } else { 0 };
@@ -442,11 +448,13 @@ fn burst_after_outage_is_bounded_and_the_delay_recovers() {
     });
     // After the burst (6 s), within a second, samples play a latency after they were sent.
     let probe = 400i64; // sent at 8 s
+    // Output chunk `j` plays at `j` x 10 ms + latency: a sample at its own send time in the
+    // output plays exactly a latency after it was sent.
     let at = find_from(&out, probe * 160, 7_000 * 8).expect("the stream plays after the burst");
-    let delay_ms = at as f64 / 8.0 - probe as f64 * 20.0;
+    let offset_ms = at as f64 / 8.0 - probe as f64 * 20.0;
     assert!(
-        (55.0..=75.0).contains(&delay_ms),
-        "delay {delay_ms} ms two seconds after the burst"
+        offset_ms.abs() <= 5.0,
+        "two seconds after the burst, the delay is the latency {offset_ms:+} ms"
     );
     assert!(max_queued <= 3_000.0, "{max_queued} ms queued");
 }

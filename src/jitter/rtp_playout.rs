@@ -177,6 +177,9 @@ pub struct RtpPlayout {
     /// next packet shows nothing was missing).
     stretch_concealed: u64,
     stretch_silent: u64,
+    /// The stretch since the last packet played is loss whatever the sequence numbers say (a
+    /// resync made the next packet follow on).
+    stretch_is_loss: bool,
     /// Transit time of the last packet, in timestamp units (for the jitter estimate).
     last_transit: Option<i64>,
     stats: Stats,
@@ -215,6 +218,7 @@ impl RtpPlayout {
             last_frames: 0,
             stretch_concealed: 0,
             stretch_silent: 0,
+            stretch_is_loss: false,
             last_transit: None,
             stats: Stats::default(),
             rtp: RtpStats::default(),
@@ -260,6 +264,7 @@ impl RtpPlayout {
         self.chunk = 0;
         self.stretch_concealed = 0;
         self.stretch_silent = 0;
+        self.stretch_is_loss = false;
         self.last_transit = None;
         self.stats = Stats::default();
         self.rtp = RtpStats::default();
@@ -544,6 +549,9 @@ impl RtpPlayout {
         }
         // Play on from the new timeline's first packet; what comes before it is concealed.
         self.played_seq = self.store.first_key_value().map(|(s, _)| s - 1);
+        // That makes the next packet look like it follows the last one played: what was filled
+        // before it stays loss (the timeline broke), not a sender pause.
+        self.stretch_is_loss = true;
         RtpPushOutcome::Resynced { pos }
     }
 
@@ -652,7 +660,7 @@ impl RtpPlayout {
                         let by_time = (ppos - self.played_end).max(0) / p.frames.max(1);
                         self.stats.lost += (seq - last - 1).min(by_time.max(1)) as u64;
                     }
-                    Some(last) if seq == last + 1 => {
+                    Some(last) if seq == last + 1 && !self.stretch_is_loss => {
                         // Nothing was missing: what was filled since the last packet was a
                         // sender pause (DTX), not a loss.
                         self.stats.concealed_frames -= self.stretch_concealed;
@@ -663,6 +671,7 @@ impl RtpPlayout {
                 }
                 self.stretch_concealed = 0;
                 self.stretch_silent = 0;
+                self.stretch_is_loss = false;
                 self.played_seq = Some(seq);
                 self.played_end = ppos + p.frames;
                 self.last_frames = p.frames;
@@ -687,7 +696,7 @@ impl RtpPlayout {
                 let gap_end = next.map_or(i64::MAX, |(_, p)| p);
                 let gap = (gap_end - pos).min(want).max(1);
                 let dtx = match (next, self.played_seq) {
-                    (Some((seq, _)), Some(last)) => seq == last + 1,
+                    (Some((seq, _)), Some(last)) => seq == last + 1 && !self.stretch_is_loss,
                     _ => false,
                 };
                 if self.played_seq.is_none() {
