@@ -527,8 +527,12 @@ impl PlcJitterBuffer {
                     let mut state = lock(&self.state);
                     self.set_flushing(&mut state);
                 }
-                if let Err(e) = self.srcpad.pause_task() {
-                    gst::error!(CAT, imp = self, "cannot pause task: {e}");
+                // Stopped, not paused: FLUSH_STOP starts a new task, and starting a pad task
+                // that still exists keeps the old one and leaks the new closure (GStreamer 1.22
+                // frees the new user data only when it creates the task), and with it this
+                // element.
+                if let Err(e) = self.srcpad.stop_task() {
+                    gst::error!(CAT, imp = self, "cannot stop task: {e}");
                 }
                 ret
             }
@@ -874,7 +878,14 @@ impl PlcJitterBuffer {
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        if let gst::EventView::Reconfigure(_) = event.view() {
+        if let gst::EventView::Reconfigure(_) = event.view()
+            && lock(&self.state).srcresult == Err(gst::FlowError::NotLinked)
+        {
+            // The task paused itself when the push found no peer: stop it (see FLUSH_START)
+            // and start a new one now that there may be one.
+            if let Err(e) = self.srcpad.stop_task() {
+                gst::error!(CAT, imp = self, "cannot stop task: {e}");
+            }
             let mut state = lock(&self.state);
             if state.srcresult == Err(gst::FlowError::NotLinked)
                 && let Err(e) = self.start_task(&mut state)
