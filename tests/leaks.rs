@@ -34,8 +34,23 @@ fn main() -> ExitCode {
         }
         return ExitCode::SUCCESS;
     }
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    let (mut filters, mut skips) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip" => skips.extend(it.next()),
+            // libtest options that take their value as the next argument.
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                it.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a.as_str()),
+        }
+    }
+    let selected = (filters.is_empty() || filters.iter().any(|f| NAME.contains(f)))
+        && !skips.iter().any(|s| NAME.contains(s.as_str()));
+    if !selected {
+        println!("running 0 tests");
         return ExitCode::SUCCESS;
     }
     if std::env::var("GST_TRACERS").map_or(true, |v| !v.contains("leaks")) {
