@@ -830,6 +830,12 @@ impl PlcJitterBuffer {
                 header.ssrc,
                 header.ts
             ),
+            RtpPushOutcome::Overflow => gst::debug!(
+                CAT,
+                imp = self,
+                "packet {} dropped: the memory caps leave no room for it",
+                header.seq
+            ),
             RtpPushOutcome::Queued { .. } => {}
         }
     }
