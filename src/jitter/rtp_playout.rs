@@ -945,3 +945,6 @@ fn clamp_ns(ns: u64) -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limits_tests;
