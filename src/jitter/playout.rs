@@ -259,8 +259,12 @@ impl Playout {
         while self.remove_front(bucket).is_some() {}
     }
 
-    /// The memory caps ([`Limits`]): while they are exceeded, the oldest datagrams go.
+    /// The memory caps ([`Limits`]): while they are exceeded, the oldest datagrams go. The hole
+    /// they leave ahead of the play head is then skipped, as far as the newest datagram waits
+    /// longer than the latency: a live stream keeps its newest audio and the delay comes down
+    /// (after a burst, say), instead of the hole being concealed with the delay left high.
     fn enforce_limits(&mut self) {
+        let mut evicted = false;
         while self.limits.exceeded(self.queue.len(), self.bytes) {
             let Some(p) = self.remove_front(Bucket::Overflow) else {
                 break;
@@ -271,7 +275,37 @@ impl Playout {
                 g.played = true; // part of the run is gone: its gap is final
             }
             self.stats.overflow_dropped += 1;
+            evicted = true;
         }
+        if evicted {
+            self.skip_hole();
+        }
+    }
+
+    /// Skips the hole between the play head and the first queued datagram, by at most what the
+    /// newest datagram waits beyond the latency.
+    fn skip_hole(&mut self) {
+        let head = self.play_head();
+        let (Some(front), Some(back), Some(origin)) = (
+            self.queue.front(),
+            self.queue.back(),
+            self.timeline.origin(),
+        ) else {
+            return;
+        };
+        let hole = front.pos - head;
+        let wait = origin + self.latency_ns + frames_to_ns(back.pos, self.rate) - back.arrival;
+        let skip = hole.min(ns_to_frames(wait - self.latency_ns, self.rate));
+        if skip <= 0 {
+            return;
+        }
+        self.timeline.shift(-skip);
+        for p in &mut self.queue {
+            p.pos -= skip;
+        }
+        self.open_gap = None;
+        self.stats.overflow_skipped_frames += skip as u64;
+        self.concealer.discontinuity();
     }
 
     pub fn rate(&self) -> u32 {
@@ -737,6 +771,9 @@ pub fn max_queue_ns(latency_ns: u64) -> u64 {
 fn clamp_ns(ns: u64) -> i64 {
     ns.min(i64::MAX as u64 / 4) as i64
 }
+
+#[cfg(test)]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {
