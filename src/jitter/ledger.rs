@@ -96,11 +96,9 @@ impl Ledger {
     pub(crate) fn count(&mut self, bucket: Bucket) {
         match bucket {
             Bucket::Played => self.played += 1,
-            Bucket::Duplicate => self.duplicate += 1,
             Bucket::Late => self.late += 1,
             Bucket::Overflow => self.overflow += 1,
             Bucket::Misfit => self.misfit += 1,
-            Bucket::Invalid => self.invalid += 1,
             Bucket::Resync => self.resync += 1,
             Bucket::Flushed => self.flushed += 1,
         }
@@ -111,11 +109,9 @@ impl Ledger {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bucket {
     Played,
-    Duplicate,
     Late,
     Overflow,
     Misfit,
-    Invalid,
     Resync,
     Flushed,
 }
@@ -178,16 +174,16 @@ mod tests {
         assert_eq!(l.unaccounted(), 12);
         for b in [
             Bucket::Played,
-            Bucket::Duplicate,
             Bucket::Late,
             Bucket::Overflow,
             Bucket::Misfit,
-            Bucket::Invalid,
             Bucket::Resync,
             Bucket::Flushed,
         ] {
             l.count(b);
         }
+        l.duplicate += 1;
+        l.invalid += 1;
         l.queued = 3;
         l.held = 1;
         assert_eq!(l.dropped(), 7);
