@@ -162,10 +162,7 @@ fn caps_bound_a_random_sequence_flood() {
         300,
         (max_packets.into(), max_bytes.into()),
         |j| {
-            let mut v = vec![(
-                0,
-                rtp_packet(j as u16, j as u32 * 80, SSRC, 96, &l16(80)),
-            )];
+            let mut v = vec![(0, rtp_packet(j as u16, j as u32 * 80, SSRC, 96, &l16(80)))];
             for i in 0..30 {
                 let (a, b) = (next(), next());
                 let ssrc = if a & 1 == 0 { SSRC } else { b as u32 };
@@ -184,8 +181,14 @@ fn caps_bound_a_random_sequence_flood() {
     // the stream's SSRC whose sequence number lands within the stream's window are taken as
     // reordering or loss, and do disturb the legitimate stream: not a memory matter.)
     assert_eq!(get(&s, "resyncs"), 0, "{s}");
-    assert!(get(&s, "dropped-misfit") + get(&s, "dropped-late") > 4000, "{s}");
-    assert!(get(&s, "max-queued-packets") <= u64::from(max_packets), "{s}");
+    assert!(
+        get(&s, "dropped-misfit") + get(&s, "dropped-late") > 4000,
+        "{s}"
+    );
+    assert!(
+        get(&s, "max-queued-packets") <= u64::from(max_packets),
+        "{s}"
+    );
     assert!(get(&s, "max-queued-bytes") <= u64::from(max_bytes), "{s}");
 }
 
@@ -214,7 +217,10 @@ fn lowering_max_packets_while_playing_shrinks_the_queue_at_once() {
     // The byte cap too: 2 packets of 160 bytes.
     e.set_property("max-bytes", 320u32);
     let s = check_stats(&h, 5, 320);
-    assert_eq!((get(&s, "queued-packets"), get(&s, "queued-bytes")), (2, 320));
+    assert_eq!(
+        (get(&s, "queued-packets"), get(&s, "queued-bytes")),
+        (2, 320)
+    );
     // The output goes on at its cadence: what was dropped is concealed in its slots, and the
     // stream goes on within the caps.
     for j in 0..60u64 {
@@ -292,9 +298,9 @@ fn every_buffer_is_accounted_for_before_and_inside_the_queue() {
         "{s}"
     );
     // The accounting runs on across the flush.
-    h.push_event(gst::event::Segment::new(
-        &gst::FormattedSegment::<gst::ClockTime>::new(),
-    ));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
     h.push(buffer(70 * MS, good(7))).unwrap();
     let s = check_stats(&h, 4096, 1 << 20);
     assert_eq!(
@@ -308,9 +314,9 @@ fn every_buffer_is_accounted_for_before_and_inside_the_queue() {
     let mut h = Harness::new("plcjitterbuffer");
     h.play();
     h.push_event(gst::event::StreamStart::new("no-caps"));
-    h.push_event(gst::event::Segment::new(
-        &gst::FormattedSegment::<gst::ClockTime>::new(),
-    ));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
     assert_eq!(
         h.push(buffer(0, good(0))),
         Err(gst::FlowError::NotNegotiated)

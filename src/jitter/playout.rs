@@ -250,7 +250,8 @@ impl Playout {
     fn remove_front(&mut self, bucket: Bucket) -> Option<Packet> {
         let p = self.queue.pop_front()?;
         self.bytes -= p.data.len() * SAMPLE_BYTES;
-        self.ledger.count(if p.started { Bucket::Played } else { bucket });
+        self.ledger
+            .count(if p.started { Bucket::Played } else { bucket });
         Some(p)
     }
 

@@ -19,8 +19,16 @@ fn check(p: &Playout) {
     assert_eq!(p.queued_bytes(), bytes);
     assert_eq!(p.queued_packets(), p.queue.len());
     let lim = p.limits();
-    assert!(p.queued_packets() <= lim.max_packets, "{} > {lim:?}", p.queued_packets());
-    assert!(p.queued_bytes() <= lim.max_bytes, "{} > {lim:?}", p.queued_bytes());
+    assert!(
+        p.queued_packets() <= lim.max_packets,
+        "{} > {lim:?}",
+        p.queued_packets()
+    );
+    assert!(
+        p.queued_bytes() <= lim.max_bytes,
+        "{} > {lim:?}",
+        p.queued_bytes()
+    );
 }
 
 fn pop_until(p: &mut Playout, t: u64, buf: &mut Vec<f32>) -> u64 {
@@ -220,7 +228,9 @@ fn caps_hold_under_an_in_order_flood() {
         let n = drive(&mut p, (0..40_000u64).map(|k| (k / 20 * MS, d.clone())));
         let l = p.ledger();
         assert!(l.overflow > 30_000, "{l:?}");
-        let due = (1999 + 500u64).checked_sub(latency).map_or(0, |d| d / 10 + 1);
+        let due = (1999 + 500u64)
+            .checked_sub(latency)
+            .map_or(0, |d| d / 10 + 1);
         assert_eq!(n, due, "{l:?}");
     }
 }

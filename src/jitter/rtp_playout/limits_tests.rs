@@ -11,7 +11,9 @@ const MS: u64 = NS_PER_MS as u64;
 const SSRC: u32 = 0x1234_5678;
 
 fn l16(frames: i64) -> Vec<u8> {
-    (0..frames).flat_map(|n| ((n % 1000 + 1) as i16).to_be_bytes()).collect()
+    (0..frames)
+        .flat_map(|n| ((n % 1000 + 1) as i16).to_be_bytes())
+        .collect()
 }
 
 fn header(seq: u16, ts: u32) -> Header {
@@ -42,8 +44,16 @@ fn check(p: &RtpPlayout) {
     assert_eq!(p.queued_bytes(), bytes);
     assert_eq!(p.queued_packets(), p.store.len() + p.run.len());
     let lim = p.limits();
-    assert!(p.queued_packets() <= lim.max_packets, "{} > {lim:?}", p.queued_packets());
-    assert!(p.queued_bytes() <= lim.max_bytes, "{} > {lim:?}", p.queued_bytes());
+    assert!(
+        p.queued_packets() <= lim.max_packets,
+        "{} > {lim:?}",
+        p.queued_packets()
+    );
+    assert!(
+        p.queued_bytes() <= lim.max_bytes,
+        "{} > {lim:?}",
+        p.queued_bytes()
+    );
     assert!(p.run.len() <= MAX_RUN);
 }
 
@@ -203,7 +213,10 @@ fn ledger_counts_played_packets_once() {
     }
     pop_until(&mut p, 3000 * MS, &mut buf);
     let l = p.ledger();
-    assert_eq!((l.received, l.played, l.queued, l.dropped()), (100, 100, 0, 0));
+    assert_eq!(
+        (l.received, l.played, l.queued, l.dropped()),
+        (100, 100, 0, 0)
+    );
 }
 
 #[test]
@@ -237,7 +250,11 @@ fn opus_packet_used_for_fec_then_played_counts_once() {
     pop_until(&mut p, 4000 * MS, &mut buf);
     let l = p.ledger();
     assert!(p.rtp_stats().fec_recovered >= 3, "{:?}", p.rtp_stats());
-    assert_eq!((l.received, l.played, l.dropped()), (sent, sent, 0), "{l:?}");
+    assert_eq!(
+        (l.received, l.played, l.dropped()),
+        (sent, sent, 0),
+        "{l:?}"
+    );
 }
 
 #[test]
@@ -246,7 +263,10 @@ fn each_drop_reason_has_its_bucket() {
     // Duplicate.
     let mut p = playout(40 * MS);
     p.push(0, header(0, 0), &l16(160));
-    assert_eq!(p.push(MS, header(0, 0), &l16(160)), RtpPushOutcome::Duplicate);
+    assert_eq!(
+        p.push(MS, header(0, 0), &l16(160)),
+        RtpPushOutcome::Duplicate
+    );
     assert_eq!(p.ledger().duplicate, 1);
     check(&p);
 
@@ -255,7 +275,10 @@ fn each_drop_reason_has_its_bucket() {
     p.push(0, header(0, 0), &l16(160));
     p.push(20 * MS, header(2, 320), &l16(160));
     pop_until(&mut p, 100 * MS, &mut buf);
-    assert_eq!(p.push(100 * MS, header(1, 160), &l16(160)), RtpPushOutcome::Late);
+    assert_eq!(
+        p.push(100 * MS, header(1, 160), &l16(160)),
+        RtpPushOutcome::Late
+    );
     // Held as a possible moved timeline, then dropped when the stream goes on.
     assert_eq!(p.ledger().held, 1);
     check(&p);
@@ -332,7 +355,10 @@ fn overflow_drops_the_oldest_queued_and_keeps_the_newest() {
         check(&p);
     }
     assert_eq!(p.ledger().overflow, 7);
-    assert_eq!(p.store.keys().copied().collect::<Vec<_>>(), vec![7, 8, 9, 10, 11]);
+    assert_eq!(
+        p.store.keys().copied().collect::<Vec<_>>(),
+        vec![7, 8, 9, 10, 11]
+    );
     // Shrinking applies at once; so does the byte cap (320 bytes a packet).
     p.set_limits(Limits::new(3, 1 << 20));
     assert_eq!(p.store.keys().copied().collect::<Vec<_>>(), vec![9, 10, 11]);
@@ -405,7 +431,9 @@ fn caps_hold_under_an_in_order_flood() {
             assert!(l.overflow > 0, "{l:?}");
         }
         // The output kept its clock: one chunk per 10 ms.
-        let due = (1999 + 500u64).checked_sub(latency).map_or(0, |d| d / 10 + 1);
+        let due = (1999 + 500u64)
+            .checked_sub(latency)
+            .map_or(0, |d| d / 10 + 1);
         assert_eq!(n, due, "{l:?}");
     }
 }
@@ -482,7 +510,10 @@ fn burst_after_outage_keeps_the_newest_and_the_delay() {
                 check(&p);
             }
             // The newest packet's wait is back at the latency.
-            if k >= outage.end && back_at_target.is_none() && p.stats().last_wait_ns == Some(40 * MS as i64) {
+            if k >= outage.end
+                && back_at_target.is_none()
+                && p.stats().last_wait_ns == Some(40 * MS as i64)
+            {
                 back_at_target = Some(k - outage.end);
             }
             // Never more queued than the latency and a packet.
