@@ -114,8 +114,9 @@ struct Format {
 #[derive(Debug, Default, Clone, Copy)]
 struct Accounting {
     received: u64,
-    /// Refused with a flow error: while flushing or stopped, after EOS, before caps, after a
-    /// downstream error, or unmappable.
+    /// Refused with a flow error: after a downstream error or a stop, after EOS, before caps,
+    /// or unmappable. (The pad itself refuses buffers while flushing and after EOS: those never
+    /// reach the element.)
     refused: u64,
     /// RTP headers refused (any `Malformed` reason, the payload type included).
     malformed: u64,
@@ -319,7 +320,9 @@ impl ObjectImpl for PlcJitterBuffer {
                          held as a possible sender restart together. Beyond it, held ones go \
                          first, then the oldest queued (a live stream keeps its newest audio; \
                          the hole is concealed, or skipped for raw input while the delay is \
-                         above latency), counted in overflow-dropped. Range 1-4294967295 \
+                         above latency), counted in overflow-dropped. Keep it above latency's \
+                         worth of packets, or packets are evicted before their slot comes. \
+                         Range 1-4294967295 \
                          (there is no unbounded setting), default 4096. Changeable while \
                          PLAYING: a lower value applies at once.",
                     )
@@ -365,8 +368,10 @@ impl ObjectImpl for PlcJitterBuffer {
                          max-bytes), max-queued-packets, max-queued-bytes (most at once since \
                          the start or the last flush). Accounting, since the element started \
                          (flushes and caps changes do not reset it): buffers-received (every \
-                         buffer on the sink pad) = buffers-refused (while flushing or stopped, \
-                         after EOS, before caps, after a downstream error) + buffers-malformed \
+                         buffer that reached the element) = buffers-refused (flow error before \
+                         the queue: after a downstream error, before caps; buffers the pad \
+                         itself refuses while flushing or after EOS never reach the element) + \
+                         buffers-malformed \
                          (RTP headers refused) + buffers-not-whole-frames (raw) + \
                          packets-received (handed to the queue); and packets-received = \
                          packets-queued + packets-held (RTP misfits that may start a new \
