@@ -9,6 +9,10 @@
 //! `origin + f / rate` and is due at `origin + upstream latency + latency + f / rate`.
 //! Datagrams are placed on the timeline by [`Timeline`](super::timeline::Timeline); what is
 //! missing when its chunk is due is concealed by [`Concealer`].
+//!
+//! Memory: see [`Playout::max_queue_ns`] and the 2 s backlog bound, and the [`Limits`] on
+//! datagrams and bytes held (the oldest go first; the hole they leave is skipped while the
+//! delay is above the latency). Every pushed datagram is in one bucket of the [`Ledger`].
 
 use std::collections::VecDeque;
 

@@ -42,6 +42,11 @@
 //!   carries in-band FEC, the missing audio is decoded from it; else if it carries DRED, from
 //!   that; else the codec's PLC (the neural deep PLC at complexity 5 and up) fills in. For PCM
 //!   payloads the PCM [`Concealer`] does. A long outage is one concealment stretch.
+//!
+//! # Memory and accounting
+//! The queue spans at most the delay bound plus 2 s of backlog, a misfit run holds at most 64
+//! packets, and queued and held packets together stay within the [`Limits`] (held misfits go
+//! first, then the oldest queued). Every pushed packet is in one bucket of the [`Ledger`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
