@@ -177,14 +177,18 @@ fn caps_bound_a_random_sequence_flood() {
     );
     let s = check_stats(&h, max_packets.into(), max_bytes.into());
     assert_eq!(get(&s, "buffers-received"), 300 * 31);
-    // Random packets never form a run: no resync, and most of them are dropped. (Those with
-    // the stream's SSRC whose sequence number lands within the stream's window are taken as
-    // reordering or loss, and do disturb the legitimate stream: not a memory matter.)
+    // Random packets never form a run: no resync, and they are all dropped. Those with the
+    // stream's SSRC and a sequence number within its window do not disturb it either: their
+    // timestamps do not move with their sequence numbers. The stream plays on (all but the
+    // last latency's worth).
     assert_eq!(get(&s, "resyncs"), 0, "{s}");
-    assert!(
-        get(&s, "dropped-misfit") + get(&s, "dropped-late") > 4000,
-        "{s}"
-    );
+    assert!(get(&s, "packets-played") >= 295, "{s}");
+    // (Held as possible restarts first, then dropped as misfits, or by the caps.)
+    let dropped = get(&s, "dropped-misfit")
+        + get(&s, "dropped-late")
+        + get(&s, "dropped-overflow")
+        + get(&s, "dropped-duplicate");
+    assert!(dropped + get(&s, "packets-held") >= 300 * 30, "{s}");
     assert!(
         get(&s, "max-queued-packets") <= u64::from(max_packets),
         "{s}"

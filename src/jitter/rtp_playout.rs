@@ -71,7 +71,9 @@ const LATE_RUN: usize = 3;
 const SEEN: usize = 1024;
 /// Default cap on queued and held packets, whatever their size (see [`Limits`]).
 pub const MAX_PACKETS: usize = super::ledger::DEFAULT_MAX_PACKETS;
-/// Most misfits a run holds (a long late run that never proves pace).
+/// Most misfits held, all candidate runs together, oldest dropped first (a long late run that
+/// never proves pace; strays): a restarted sender still resyncs with up to this many stray
+/// packets arriving between two of its own.
 const MAX_RUN: usize = 64;
 /// Audio held beyond the delay bound while the output is behind its clock.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
@@ -138,6 +140,9 @@ struct Misfit {
     payload: Vec<u8>,
     /// Late only (sequence and SSRC fit): needs the pace test.
     late_only: bool,
+    /// Which candidate run it belongs to (the held packets may interleave several: a restarted
+    /// sender, a second sender, strays).
+    chain: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +206,8 @@ pub struct RtpPlayout {
     /// Payload bytes in `store` and in `run`.
     store_bytes: usize,
     run_bytes: usize,
+    /// Id of the newest candidate run.
+    next_chain: u64,
 }
 
 impl RtpPlayout {
@@ -243,6 +250,7 @@ impl RtpPlayout {
             ledger: Ledger::default(),
             store_bytes: 0,
             run_bytes: 0,
+            next_chain: 0,
         }
     }
 
@@ -417,6 +425,7 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: false,
+                chain: 0,
             }]);
         };
 
@@ -431,7 +440,8 @@ impl RtpPlayout {
         // a long loss, not a restart.
         let fits_seq = header.ssrc == ssrc
             && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
-                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead);
+                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead)
+            && self.seq_agrees_with_ts(delta, ts);
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
             self.rtp.duplicates += 1;
@@ -440,7 +450,12 @@ impl RtpPlayout {
         }
         let late =
             fits_seq && (pos + self.snap < head || self.played_seq.is_some_and(|p| seq <= p));
-        if late && header.marker && self.played_seq.is_none_or(|p| seq > p) {
+        // (Late by less than a queue's worth: a timestamp from anywhere is not a talkspurt.)
+        if late
+            && header.marker
+            && self.played_seq.is_none_or(|p| seq > p)
+            && head - pos <= ns_to_frames(self.max_queue_ns() as i64, self.rate)
+        {
             // The marker bit starts a talkspurt after silence: the silence absorbs moving the
             // timeline, so a late talkspurt start (newer than anything played: not an old
             // straggler) resyncs at once instead of losing its first syllable.
@@ -450,6 +465,7 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: true,
+                chain: 0,
             }]);
         }
         if !fits_seq || late || ahead > max_ahead {
@@ -462,6 +478,7 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: late,
+                chain: 0,
             });
         }
         self.drop_run(None);
@@ -525,6 +542,29 @@ impl RtpPlayout {
         n
     }
 
+    /// Sequence numbers count packets and timestamps count samples, so they move together: a
+    /// packet `delta` sequence numbers ahead of the newest is at least `delta - 1` packets'
+    /// worth later in time (taking a packet as at least the shorter of the last one played and
+    /// 2.5 ms), and an older one is not later. A packet that claims many lost packets but
+    /// little time, or an old sequence number with a new timestamp, is not of this stream: a
+    /// stray, or a forgery that reuses its SSRC.
+    fn seq_agrees_with_ts(&self, delta: i64, ts: i64) -> bool {
+        let dts = ts - self.last_ts;
+        if delta < 0 {
+            return dts <= 0;
+        }
+        if delta <= 1 {
+            return true;
+        }
+        let shortest = i64::from(self.rate) / 400;
+        let min_packet = match self.last_frames {
+            0 => shortest,
+            f => f.min(shortest),
+        }
+        .max(1);
+        dts >= (delta - 1) * min_packet
+    }
+
     fn push_run(&mut self, m: Misfit) {
         self.run_bytes += m.payload.len();
         self.run.push(m);
@@ -532,10 +572,14 @@ impl RtpPlayout {
 
     /// Drops the oldest held misfit, for `bucket` (its own reason, misfit or late, if None).
     fn drop_first_held(&mut self, bucket: Option<Bucket>) {
-        if self.run.is_empty() {
-            return;
+        if !self.run.is_empty() {
+            self.drop_held(0, bucket);
         }
-        let m = self.run.remove(0);
+    }
+
+    /// Drops held misfit `i`, for `bucket` (its own reason if None).
+    fn drop_held(&mut self, i: usize, bucket: Option<Bucket>) {
+        let m = self.run.remove(i);
         self.run_bytes -= m.payload.len();
         self.ledger.count(bucket.unwrap_or(if m.late_only {
             Bucket::Late
@@ -594,23 +638,35 @@ impl RtpPlayout {
     }
 
     /// Holds a packet that does not fit; resyncs if the run of misfits proves a new timeline.
-    fn misfit(&mut self, m: Misfit) -> RtpPushOutcome {
-        let follows = self.run.last().is_some_and(|p| {
+    fn misfit(&mut self, mut m: Misfit) -> RtpPushOutcome {
+        // Join the candidate run whose newest packet this one follows; else start a new one.
+        // Runs are told apart, so that packets from elsewhere interleaved with a restarted
+        // sender (a second sender, strays, forgeries with random sequence numbers) do not keep
+        // breaking its run and stop it from ever resyncing.
+        let joined = self.run.iter().rev().find(|p| {
             let dts = m.header.ts.wrapping_sub(p.header.ts) as i32 as i64;
             p.header.ssrc == m.header.ssrc
                 && m.header.seq == p.header.seq.wrapping_add(1)
                 && (1..=i64::from(self.rate)).contains(&dts)
         });
-        if !follows {
-            self.drop_run(None);
-        }
+        m.chain = match joined {
+            Some(p) => p.chain,
+            None => {
+                self.next_chain += 1;
+                self.next_chain
+            }
+        };
+        let chain = m.chain;
         let late = m.late_only;
         self.push_run(m);
         self.rtp.misfits += 1;
-        let n = self.run.len();
-        let proven = if self.run.iter().all(|m| m.late_only) {
+        let members: Vec<usize> = (0..self.run.len())
+            .filter(|&i| self.run[i].chain == chain)
+            .collect();
+        let n = members.len();
+        let proven = if members.iter().all(|&i| self.run[i].late_only) {
             n >= LATE_RUN && {
-                let (a, b) = (&self.run[0], &self.run[n - 1]);
+                let (a, b) = (&self.run[members[0]], &self.run[members[n - 1]]);
                 let dts = i64::from(b.header.ts.wrapping_sub(a.header.ts));
                 let dt = frames_to_ns(dts, self.rate);
                 (b.arrival - a.arrival) * PACE_DEN >= dt * PACE_NUM
@@ -619,8 +675,12 @@ impl RtpPlayout {
             n >= 2
         };
         if proven {
-            let run = std::mem::take(&mut self.run);
-            self.run_bytes = 0;
+            let (run, others): (Vec<Misfit>, Vec<Misfit>) = std::mem::take(&mut self.run)
+                .into_iter()
+                .partition(|p| p.chain == chain);
+            // The other candidates lose: the stream goes on from this one.
+            self.run = others;
+            self.drop_run(None);
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
