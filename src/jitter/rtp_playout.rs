@@ -18,7 +18,9 @@
 //! held, not played. A run of consecutive packets (same SSRC, sequence numbers +1, timestamps
 //! advancing by at most a second) ends in a resync:
 //! * at its 2nd packet if it is a new SSRC, a sequence jump or too early (a restart forward or
-//!   backward): 1 packet of delay, at most 120 ms of audio;
+//!   backward): 1 packet of delay, at most 120 ms of audio; except that a forward sequence
+//!   jump whose timestamps still fit the timeline (a long loss) joins the stream without a
+//!   resync, while a lone packet far ahead (a corrupted sequence number) is dropped;
 //! * at its 3rd or later packet if it is only late and its packets arrive at the pace of their
 //!   timestamps (at least 3/4 of it): the sender's timeline moved back, or its clock is slow.
 //!   A burst of old packets after an outage arrives much faster than its timestamps advance, so
@@ -355,11 +357,10 @@ impl RtpPlayout {
         let head = self.play_head();
         let ahead = pos - self.arrival_pos(arrival);
         let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
-        // A forward sequence jump beyond MAX_DROPOUT whose timestamp still fits the timeline is
-        // a long loss, not a restart.
-        let fits_seq = header.ssrc == ssrc
-            && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
-                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead);
+        // A forward sequence jump beyond MAX_DROPOUT is held as a misfit even if its timestamp
+        // fits the timeline: the next packet tells a long loss (it follows: `join_after_jump`)
+        // from a stray with a corrupted sequence number (the stream goes on as before).
+        let fits_seq = header.ssrc == ssrc && (-MAX_MISORDER..=MAX_DROPOUT).contains(&delta);
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
             self.rtp.duplicates += 1;
@@ -476,6 +477,9 @@ impl RtpPlayout {
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
+            if let Some(pos) = self.join_after_jump(&run) {
+                return RtpPushOutcome::Queued { pos };
+            }
             return self.resync(run);
         }
         // Bound what a run holds (a long late run that never proves pace).
@@ -487,6 +491,41 @@ impl RtpPlayout {
         } else {
             RtpPushOutcome::Misfit
         }
+    }
+
+    /// A run that jumped forward in sequence numbers beyond [`MAX_DROPOUT`] but whose
+    /// timestamps still place it on the timeline (a long loss, or a sender that renumbered its
+    /// packets) joins the stream where they place it, keeping what is queued: no resync. Only a
+    /// run proves it: one such packet alone may be a stray (a corrupted sequence number) that
+    /// must not move the sequence on. Returns where the last packet was queued, or `None` if
+    /// the run does not fit (a restart).
+    fn join_after_jump(&mut self, run: &[Misfit]) -> Option<i64> {
+        let ssrc = self.ssrc?;
+        let head = self.play_head();
+        let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
+        let (mut highest, mut last_ts) = (self.highest_seq, self.last_ts);
+        let mut placed = Vec::with_capacity(run.len());
+        for m in run {
+            let seq = unwrap(highest, 16, u64::from(m.header.seq));
+            let ts = unwrap(last_ts, 32, u64::from(m.header.ts));
+            let pos = self.anchor_pos + (ts - self.anchor_ts);
+            let fits = m.header.ssrc == ssrc
+                && seq > highest
+                && pos + m.frames > head
+                && pos - self.arrival_pos(m.arrival) <= max_ahead;
+            if !fits {
+                return None;
+            }
+            (highest, last_ts) = (seq, ts);
+            placed.push((seq, ts, pos));
+        }
+        if placed.first()?.0 - self.highest_seq <= MAX_DROPOUT {
+            return None;
+        }
+        for (m, &(seq, ts, pos)) in run.iter().zip(&placed) {
+            self.accept(m.arrival, seq, ts, pos, m.frames, &m.payload);
+        }
+        placed.last().map(|p| p.2)
     }
 
     /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits
