@@ -44,9 +44,15 @@
 //!   carries in-band FEC, the missing audio is decoded from it; else if it carries DRED, from
 //!   that; else the codec's PLC (the neural deep PLC at complexity 5 and up) fills in. For PCM
 //!   payloads the PCM [`Concealer`] does. A long outage is one concealment stretch.
+//!
+//! # Memory and accounting
+//! The queue spans at most the delay bound plus 2 s of backlog, a misfit run holds at most 64
+//! packets, and queued and held packets together stay within the [`Limits`] (held misfits go
+//! first, then the oldest queued). Every pushed packet is in one bucket of the [`Ledger`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::ledger::{Bucket, Ledger, Limits};
 use super::playout::{Chunk, Stats, max_queue_ns};
 use super::rtp::Header;
 use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
@@ -65,8 +71,10 @@ const PACE_DEN: i64 = 4;
 const LATE_RUN: usize = 3;
 /// Sequence numbers remembered to tell a duplicate from a late packet.
 const SEEN: usize = 1024;
-/// Hard cap on queued packets, whatever their size.
-pub const MAX_PACKETS: usize = 4096;
+/// Default cap on queued and held packets, whatever their size (see [`Limits`]).
+pub const MAX_PACKETS: usize = super::ledger::DEFAULT_MAX_PACKETS;
+/// Most misfits a run holds (a long late run that never proves pace).
+const MAX_RUN: usize = 64;
 /// Audio held beyond the delay bound while the output is behind its clock.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
 
@@ -85,6 +93,8 @@ pub enum RtpPushOutcome {
     Resynced { pos: i64 },
     /// The payload is not valid for the codec.
     Invalid(PayloadError),
+    /// The payload alone is larger than [`Limits::max_bytes`]: dropped.
+    Overflow,
 }
 
 /// RTP-specific counters, beside the common [`Stats`].
@@ -179,11 +189,20 @@ pub struct RtpPlayout {
     /// next packet shows nothing was missing).
     stretch_concealed: u64,
     stretch_silent: u64,
+    /// The stretch since the last packet played is loss whatever the sequence numbers say (a
+    /// resync made the next packet follow on).
+    stretch_is_loss: bool,
     /// Transit time of the last packet, in timestamp units (for the jitter estimate).
     last_transit: Option<i64>,
     stats: Stats,
     rtp: RtpStats,
     scratch: Vec<f32>,
+    limits: Limits,
+    /// Where every pushed packet is (`queued` and `held` are filled in by [`RtpPlayout::ledger`]).
+    ledger: Ledger,
+    /// Payload bytes in `store` and in `run`.
+    store_bytes: usize,
+    run_bytes: usize,
 }
 
 impl RtpPlayout {
@@ -217,10 +236,15 @@ impl RtpPlayout {
             last_frames: 0,
             stretch_concealed: 0,
             stretch_silent: 0,
+            stretch_is_loss: false,
             last_transit: None,
             stats: Stats::default(),
             rtp: RtpStats::default(),
             scratch: Vec::new(),
+            limits: Limits::default(),
+            ledger: Ledger::default(),
+            store_bytes: 0,
+            run_bytes: 0,
         }
     }
 
@@ -240,20 +264,60 @@ impl RtpPlayout {
         &self.rtp
     }
 
-    /// Forgets the stream: the next packet starts a new one.
+    /// Where every packet pushed so far is (see [`Ledger`]); kept across [`RtpPlayout::reset`].
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            queued: self.store.len() as u64,
+            held: self.run.len() as u64,
+            ..self.ledger
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Sets the memory caps; shrinking drops what exceeds them at once (held misfits first,
+    /// then the oldest queued packets).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits.sane();
+        self.enforce_limits();
+    }
+
+    /// Packets held: queued and held misfits.
+    pub fn queued_packets(&self) -> usize {
+        self.store.len() + self.run.len()
+    }
+
+    /// Payload bytes held: queued and held misfits.
+    pub fn queued_bytes(&self) -> usize {
+        self.store_bytes + self.run_bytes
+    }
+
+    /// Forgets the stream: the next packet starts a new one. What was queued or held is counted
+    /// as `flushed` in the ledger.
     pub fn reset(&mut self) {
         self.decoder.reset();
         self.concealer.reset();
         self.origin = None;
         self.ssrc = None;
-        self.store.clear();
+        self.clear_store(Bucket::Flushed);
         self.played_seq = None;
         self.seen.clear();
-        self.run.clear();
+        self.drop_run(Some(Bucket::Flushed));
         self.pending.clear();
+        self.pending_pos = 0;
+        self.pending_kind = Kind::Real;
+        self.anchor_ts = 0;
+        self.anchor_pos = 0;
+        self.last_ts = 0;
+        self.highest_seq = 0;
+        self.played_end = 0;
+        self.last_frames = 0;
         self.chunk = 0;
         self.stretch_concealed = 0;
         self.stretch_silent = 0;
+        self.stretch_is_loss = false;
         self.last_transit = None;
         self.stats = Stats::default();
         self.rtp = RtpStats::default();
@@ -328,15 +392,23 @@ impl RtpPlayout {
     /// Queues an RTP packet (header already validated, payload non-empty) that arrived at
     /// running time `arrival_ns`.
     pub fn push(&mut self, arrival_ns: u64, header: Header, payload: &[u8]) -> RtpPushOutcome {
+        self.ledger.received += 1;
         let frames = match self.decoder.frames(payload) {
             Ok(f) => f as i64,
             Err(e) => {
                 self.rtp.invalid_payload += 1;
+                self.ledger.invalid += 1;
                 return RtpPushOutcome::Invalid(e);
             }
         };
         let arrival = clamp_ns(arrival_ns);
         self.stats.received += 1;
+        if payload.len() > self.limits.max_bytes {
+            // Taking it would evict everything else and still not fit.
+            self.stats.overflow_dropped += 1;
+            self.ledger.overflow += 1;
+            return RtpPushOutcome::Overflow;
+        }
         self.origin.get_or_insert(arrival);
 
         let Some(ssrc) = self.ssrc else {
@@ -364,6 +436,7 @@ impl RtpPlayout {
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
             self.rtp.duplicates += 1;
+            self.ledger.duplicate += 1;
             return RtpPushOutcome::Duplicate;
         }
         let late =
@@ -392,12 +465,12 @@ impl RtpPlayout {
                 late_only: late,
             });
         }
-        self.run.clear();
-        self.accept(arrival, seq, ts, pos, frames, payload);
+        self.drop_run(None);
+        self.accept(arrival, seq, ts, pos, frames, payload.to_vec());
         RtpPushOutcome::Queued { pos }
     }
 
-    fn accept(&mut self, arrival: i64, seq: i64, ts: i64, pos: i64, frames: i64, payload: &[u8]) {
+    fn accept(&mut self, arrival: i64, seq: i64, ts: i64, pos: i64, frames: i64, payload: Vec<u8>) {
         if seq < self.highest_seq {
             self.rtp.reordered += 1;
         } else {
@@ -418,19 +491,92 @@ impl RtpPlayout {
         let origin = self.origin.unwrap_or(arrival);
         self.stats.last_wait_ns =
             Some(origin + self.latency_ns + frames_to_ns(pos, self.rate) - arrival);
-        self.store.insert(
+        self.store_bytes += payload.len();
+        if let Some(old) = self.store.insert(
             seq,
             Stored {
                 pos,
                 frames,
-                payload: payload.to_vec(),
+                payload,
             },
-        );
+        ) {
+            // Cannot happen (duplicates are refused before): count the one replaced.
+            self.store_bytes -= old.payload.len();
+            self.ledger.duplicate += 1;
+        }
         self.bound_store();
+        self.enforce_limits();
     }
 
-    /// Memory bound: at most [`MAX_PACKETS`] packets, spanning at most the queue bound plus
-    /// [`MAX_BACKLOG_NS`] (a blocked downstream); the oldest go first.
+    /// Takes the first (oldest) queued packet out of the store.
+    fn pop_stored(&mut self) -> Option<(i64, Stored)> {
+        let (seq, p) = self.store.pop_first()?;
+        self.store_bytes -= p.payload.len();
+        Some((seq, p))
+    }
+
+    /// Empties the store, counting its packets in `bucket`; returns how many there were.
+    fn clear_store(&mut self, bucket: Bucket) -> u64 {
+        let n = self.store.len() as u64;
+        for _ in 0..n {
+            self.ledger.count(bucket);
+        }
+        self.store.clear();
+        self.store_bytes = 0;
+        n
+    }
+
+    fn push_run(&mut self, m: Misfit) {
+        self.run_bytes += m.payload.len();
+        self.run.push(m);
+    }
+
+    /// Drops the oldest held misfit, for `bucket` (its own reason, misfit or late, if None).
+    fn drop_first_held(&mut self, bucket: Option<Bucket>) {
+        if self.run.is_empty() {
+            return;
+        }
+        let m = self.run.remove(0);
+        self.run_bytes -= m.payload.len();
+        self.ledger.count(bucket.unwrap_or(if m.late_only {
+            Bucket::Late
+        } else {
+            Bucket::Misfit
+        }));
+    }
+
+    /// Drops every held misfit, for `bucket` (each one's own reason if None).
+    fn drop_run(&mut self, bucket: Option<Bucket>) {
+        for m in self.run.drain(..) {
+            self.ledger.count(bucket.unwrap_or(if m.late_only {
+                Bucket::Late
+            } else {
+                Bucket::Misfit
+            }));
+        }
+        self.run_bytes = 0;
+    }
+
+    /// The memory caps ([`Limits`]): while they are exceeded, held misfits go first (they are
+    /// not on the timeline), then the oldest queued packets.
+    fn enforce_limits(&mut self) {
+        while self
+            .limits
+            .exceeded(self.queued_packets(), self.queued_bytes())
+        {
+            if !self.run.is_empty() {
+                self.drop_first_held(Some(Bucket::Overflow));
+            } else if self.pop_stored().is_some() {
+                self.stats.overflow_dropped += 1;
+                self.ledger.overflow += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Time bound: the queue spans at most the queue bound plus [`MAX_BACKLOG_NS`] (a blocked
+    /// downstream); the oldest go first. The packet and byte caps are [`Self::enforce_limits`].
     fn bound_store(&mut self) {
         let span_cap = ns_to_frames(self.max_queue_ns() as i64 + MAX_BACKLOG_NS, self.rate);
         while self.store.len() > 1 {
@@ -439,11 +585,12 @@ impl RtpPlayout {
                 .store
                 .last_key_value()
                 .map_or(0, |(_, p)| p.pos + p.frames);
-            if self.store.len() <= MAX_PACKETS && last - first <= span_cap {
+            if last - first <= span_cap {
                 break;
             }
-            self.store.pop_first();
+            self.pop_stored();
             self.stats.overflow_dropped += 1;
+            self.ledger.overflow += 1;
         }
     }
 
@@ -456,10 +603,10 @@ impl RtpPlayout {
                 && (1..=i64::from(self.rate)).contains(&dts)
         });
         if !follows {
-            self.run.clear();
+            self.drop_run(None);
         }
         let late = m.late_only;
-        self.run.push(m);
+        self.push_run(m);
         self.rtp.misfits += 1;
         let n = self.run.len();
         let proven = if self.run.iter().all(|m| m.late_only) {
@@ -474,6 +621,7 @@ impl RtpPlayout {
         };
         if proven {
             let run = std::mem::take(&mut self.run);
+            self.run_bytes = 0;
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
@@ -483,8 +631,14 @@ impl RtpPlayout {
             return self.resync(run);
         }
         // Bound what a run holds (a long late run that never proves pace).
-        if self.run.len() > 64 {
-            self.run.remove(0);
+        if self.run.len() > MAX_RUN {
+            self.drop_first_held(None);
+        }
+        let held = !self.run.is_empty();
+        self.enforce_limits();
+        if held && self.run.is_empty() {
+            // The caps left no room for it.
+            return RtpPushOutcome::Overflow;
         }
         if late {
             RtpPushOutcome::Late
@@ -531,7 +685,9 @@ impl RtpPlayout {
     /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits
     /// the full latency; the earlier ones go before it if their slots are still ahead.
     fn resync(&mut self, run: Vec<Misfit>) -> RtpPushOutcome {
-        let last = run.last().expect("a resync needs a packet");
+        let Some(last) = run.last() else {
+            return RtpPushOutcome::Misfit;
+        };
         let existed = self.ssrc.is_some();
         let new_ssrc = self.ssrc != Some(last.header.ssrc);
         if existed {
@@ -545,7 +701,7 @@ impl RtpPlayout {
         if new_ssrc {
             self.decoder.reset();
         }
-        self.store.clear();
+        self.clear_store(Bucket::Resync);
         self.seen.clear();
         self.played_seq = None;
         self.last_transit = None;
@@ -562,12 +718,16 @@ impl RtpPlayout {
         let pos = self.arrival_pos(last.arrival).max(head).max(pending_end);
         self.anchor_pos = pos;
         self.anchor_ts = unwrap(self.last_ts, 32, u64::from(last.header.ts));
-        for m in &run {
+        for m in run {
             let seq = unwrap(self.highest_seq, 16, u64::from(m.header.seq));
             let ts = unwrap(self.last_ts, 32, u64::from(m.header.ts));
             let p = self.anchor_pos + (ts - self.anchor_ts);
             if p >= head && p >= pending_end {
-                self.accept(m.arrival, seq, ts, p, m.frames, &m.payload);
+                self.accept(m.arrival, seq, ts, p, m.frames, m.payload);
+            } else {
+                // Behind the new timeline's play head: its slot is gone.
+                self.stats.late += 1;
+                self.ledger.late += 1;
             }
         }
         if !existed {
@@ -575,6 +735,9 @@ impl RtpPlayout {
         }
         // Play on from the new timeline's first packet; what comes before it is concealed.
         self.played_seq = self.store.first_key_value().map(|(s, _)| s - 1);
+        // That makes the next packet look like it follows the last one played: what was filled
+        // before it stays loss (the timeline broke), not a sender pause.
+        self.stretch_is_loss = true;
         RtpPushOutcome::Resynced { pos }
     }
 
@@ -665,8 +828,9 @@ impl RtpPlayout {
         // Packets whose audio is entirely behind the play head can no longer play.
         while let Some((&seq, p)) = self.store.first_key_value() {
             if p.pos + p.frames <= pos || self.played_seq.is_some_and(|s| seq <= s) {
-                self.store.pop_first();
+                self.pop_stored();
                 self.stats.late += 1;
+                self.ledger.late += 1;
             } else {
                 break;
             }
@@ -676,14 +840,16 @@ impl RtpPlayout {
         let next = self.store.first_key_value().map(|(&s, p)| (s, p.pos));
         match next {
             Some((seq, ppos)) if ppos <= pos + self.snap => {
-                let p = self.store.pop_first().expect("first exists").1;
+                let Some((_, p)) = self.pop_stored() else {
+                    return;
+                };
                 match self.played_seq {
                     Some(last) if seq > last + 1 => {
                         // A sequence jump counts no more packets than fit in the time gap.
                         let by_time = (ppos - self.played_end).max(0) / p.frames.max(1);
                         self.stats.lost += (seq - last - 1).min(by_time.max(1)) as u64;
                     }
-                    Some(last) if seq == last + 1 => {
+                    Some(last) if seq == last + 1 && !self.stretch_is_loss => {
                         // Nothing was missing: what was filled since the last packet was a
                         // sender pause (DTX), not a loss.
                         self.stats.concealed_frames -= self.stretch_concealed;
@@ -694,6 +860,7 @@ impl RtpPlayout {
                 }
                 self.stretch_concealed = 0;
                 self.stretch_silent = 0;
+                self.stretch_is_loss = false;
                 self.played_seq = Some(seq);
                 self.played_end = ppos + p.frames;
                 self.last_frames = p.frames;
@@ -708,9 +875,11 @@ impl RtpPlayout {
                 };
                 if n == 0 {
                     // libopus refused a packet that parsed: conceal its duration instead.
+                    self.ledger.invalid += 1;
                     self.decoder.conceal(p.frames as usize, &mut scratch);
                     self.set_pending(at, Kind::Concealed, &scratch);
                 } else {
+                    self.ledger.played += 1;
                     self.set_pending(at, Kind::Real, &scratch);
                 }
             }
@@ -718,7 +887,7 @@ impl RtpPlayout {
                 let gap_end = next.map_or(i64::MAX, |(_, p)| p);
                 let gap = (gap_end - pos).min(want).max(1);
                 let dtx = match (next, self.played_seq) {
-                    (Some((seq, _)), Some(last)) => seq == last + 1,
+                    (Some((seq, _)), Some(last)) => seq == last + 1 && !self.stretch_is_loss,
                     _ => false,
                 };
                 if self.played_seq.is_none() {
@@ -837,3 +1006,6 @@ fn clamp_ns(ns: u64) -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limits_tests;
