@@ -124,9 +124,10 @@ fn assert_rate_limited(name: &str, span: Duration) -> Vec<String> {
     w
 }
 
-/// The stats structure of either element is self-consistent: every counter a sum of others is
-/// that sum, every packet is accounted for at most once, and the output time is split exactly
-/// between played, concealed, silent and DTX audio.
+/// The stats structure of either element reconciles: every buffer that reached the element is
+/// accounted for exactly once (`unaccounted` is 0 and both identities of the ledger hold), every
+/// counter that is a sum of others is that sum, what is held now is within the most held, and
+/// the output time is split exactly between played, concealed, silent and DTX audio.
 #[track_caller]
 fn assert_reconciles(stats: &gst::StructureRef) {
     let get = |f: &str| {
@@ -134,11 +135,16 @@ fn assert_reconciles(stats: &gst::StructureRef) {
             .get::<u64>(f)
             .unwrap_or_else(|e| panic!("stats field {f}: {e} in {stats}"))
     };
+    let sum = |fields: &[&str]| fields.iter().map(|f| get(f)).sum::<u64>();
     match stats.name().as_str() {
         "application/x-rawudpaudiosrc-stats" => {
             assert_eq!(
                 get("dropped"),
-                get("dropped-empty") + get("dropped-oversized") + get("dropped-not-whole-frames"),
+                sum(&[
+                    "dropped-empty",
+                    "dropped-oversized",
+                    "dropped-not-whole-frames"
+                ]),
                 "dropped is the sum of its reasons: {stats}"
             );
             assert!(
@@ -147,22 +153,50 @@ fn assert_reconciles(stats: &gst::StructureRef) {
             );
         }
         "application/x-plcjitterbuffer-stats" => {
-            let received = get("received");
-            let pushed = get("pushed");
-            let rtp = stats.has_field("malformed");
-            // Each 10 ms of output is received audio, concealment, silence or (RTP) a sender
-            // pause; the millisecond counts are floored, so each may lose less than 1 ms.
-            let parts = ["played-ms", "concealed-ms", "silence-ms", "dtx-ms"];
-            let parts = &parts[..if rtp { 4 } else { 3 }];
-            let sum: u64 = parts.iter().map(|f| get(f)).sum();
-            assert!(
-                sum <= pushed * 10 && sum + parts.len() as u64 >= pushed * 10,
-                "{parts:?} sum to {sum} ms for {pushed} buffers: {stats}"
+            // The ledger.
+            assert_eq!(
+                stats.get::<i64>("unaccounted").unwrap(),
+                0,
+                "unaccounted: {stats}"
             );
-            let queued = stats.get::<f64>("queued-ms").unwrap();
-            assert!(queued >= 0.0, "queued-ms {queued}");
-            // A received packet is dropped for one reason at most.
-            let dropped = get("late") + get("overflow-dropped");
+            assert_eq!(
+                get("buffers-received"),
+                sum(&[
+                    "buffers-refused",
+                    "buffers-malformed",
+                    "buffers-not-whole-frames",
+                    "packets-received",
+                ]),
+                "every buffer refused, malformed, not whole frames or handed on: {stats}"
+            );
+            assert_eq!(
+                get("packets-received"),
+                sum(&[
+                    "packets-queued",
+                    "packets-held",
+                    "packets-played",
+                    "dropped-duplicate",
+                    "dropped-late",
+                    "dropped-overflow",
+                    "dropped-misfit",
+                    "dropped-invalid",
+                    "dropped-resync",
+                    "dropped-flushed",
+                ]),
+                "every packet queued, held, played or dropped for one reason: {stats}"
+            );
+            // Memory: what is held now within the most ever held (itself within the caps, see
+            // `assert_within_caps`).
+            assert!(
+                get("queued-packets") <= get("max-queued-packets")
+                    && get("queued-bytes") <= get("max-queued-bytes"),
+                "{stats}"
+            );
+            assert!(
+                get("packets-queued") + get("packets-held") == get("queued-packets"),
+                "queued-packets is what the ledger holds: {stats}"
+            );
+            let rtp = stats.has_field("malformed");
             if rtp {
                 let malformed: u64 = stats
                     .fields()
@@ -170,27 +204,39 @@ fn assert_reconciles(stats: &gst::StructureRef) {
                     .map(|f| get(f))
                     .sum();
                 assert_eq!(get("malformed"), malformed, "malformed sum: {stats}");
-                assert!(
-                    received >= get("duplicates") + dropped,
-                    "received {received} < duplicates + late + overflow: {stats}"
-                );
-                assert!(
-                    received >= get("duplicates") + get("misfits") + get("overflow-dropped"),
-                    "received {received} < duplicates + misfits + overflow: {stats}"
-                );
-            } else {
-                assert!(
-                    received >= dropped,
-                    "received {received} < dropped: {stats}"
-                );
             }
+            // Each 10 ms of output is received audio, concealment, silence or (RTP) a sender
+            // pause; the millisecond counts are floored, so each may lose less than 1 ms.
+            let parts = ["played-ms", "concealed-ms", "silence-ms", "dtx-ms"];
+            let parts = &parts[..if rtp { 4 } else { 3 }];
+            let (total, pushed) = (sum(parts), get("pushed"));
+            assert!(
+                total <= pushed * 10 && total + parts.len() as u64 >= pushed * 10,
+                "{parts:?} sum to {total} ms for {pushed} buffers: {stats}"
+            );
+            assert!(stats.get::<f64>("queued-ms").unwrap() >= 0.0, "{stats}");
             // Nothing is played that was not received.
-            if received == 0 {
+            if get("packets-played") == 0 && get("packets-queued") == 0 {
                 assert_eq!(get("played-ms"), 0, "{stats}");
             }
         }
         other => panic!("unknown stats structure {other}"),
     }
+}
+
+/// The most `element` (a plcjitterbuffer) ever held stayed within its `max-packets` and
+/// `max-bytes`.
+#[track_caller]
+fn assert_within_caps(element: &gst::Element) {
+    let stats = element.property::<gst::Structure>("stats");
+    let max_packets = u64::from(element.property::<u32>("max-packets"));
+    let max_bytes = u64::from(element.property::<u32>("max-bytes"));
+    let held = stats.get::<u64>("max-queued-packets").unwrap();
+    let bytes = stats.get::<u64>("max-queued-bytes").unwrap();
+    assert!(
+        held <= max_packets && bytes <= max_bytes,
+        "held {held} packets / {bytes} bytes, caps {max_packets} / {max_bytes}: {stats}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -229,6 +275,7 @@ impl Jb {
         assert_bus_clean(&self.bus, span);
         assert_rate_limited(&self.name, span);
         assert_reconciles(&self.stats());
+        assert_within_caps(&self.element());
     }
 }
 
@@ -714,6 +761,7 @@ impl RawPipe {
         let jb_stats = self.jb.property::<gst::Structure>("stats");
         assert_reconciles(&src_stats);
         assert_reconciles(&jb_stats);
+        assert_within_caps(&self.jb);
         assert_eq!(
             src_stats.get::<u64>("packets").unwrap(),
             jb_stats.get::<u64>("received").unwrap() + jb_stats.get::<u64>("invalid").unwrap(),

@@ -625,10 +625,10 @@ impl RtpPlayout {
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
-            if let Some(pos) = self.join_after_jump(&run) {
-                return RtpPushOutcome::Queued { pos };
-            }
-            return self.resync(run);
+            return match self.join_after_jump(run) {
+                Ok(pos) => RtpPushOutcome::Queued { pos },
+                Err(run) => self.resync(run),
+            };
         }
         // Bound what a run holds (a long late run that never proves pace).
         if self.run.len() > MAX_RUN {
@@ -651,15 +651,17 @@ impl RtpPlayout {
     /// timestamps still place it on the timeline (a long loss, or a sender that renumbered its
     /// packets) joins the stream where they place it, keeping what is queued: no resync. Only a
     /// run proves it: one such packet alone may be a stray (a corrupted sequence number) that
-    /// must not move the sequence on. Returns where the last packet was queued, or `None` if
-    /// the run does not fit (a restart).
-    fn join_after_jump(&mut self, run: &[Misfit]) -> Option<i64> {
-        let ssrc = self.ssrc?;
+    /// must not move the sequence on. Returns where the last packet was queued, or the run back
+    /// if it does not fit (a restart).
+    fn join_after_jump(&mut self, run: Vec<Misfit>) -> Result<i64, Vec<Misfit>> {
+        let Some(ssrc) = self.ssrc else {
+            return Err(run);
+        };
         let head = self.play_head();
         let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
         let (mut highest, mut last_ts) = (self.highest_seq, self.last_ts);
         let mut placed = Vec::with_capacity(run.len());
-        for m in run {
+        for m in &run {
             let seq = unwrap(highest, 16, u64::from(m.header.seq));
             let ts = unwrap(last_ts, 32, u64::from(m.header.ts));
             let pos = self.anchor_pos + (ts - self.anchor_ts);
@@ -668,18 +670,20 @@ impl RtpPlayout {
                 && pos + m.frames > head
                 && pos - self.arrival_pos(m.arrival) <= max_ahead;
             if !fits {
-                return None;
+                return Err(run);
             }
             (highest, last_ts) = (seq, ts);
             placed.push((seq, ts, pos));
         }
-        if placed.first()?.0 - self.highest_seq <= MAX_DROPOUT {
-            return None;
+        match placed.first() {
+            Some(&(seq, _, _)) if seq - self.highest_seq > MAX_DROPOUT => {}
+            _ => return Err(run),
         }
-        for (m, &(seq, ts, pos)) in run.iter().zip(&placed) {
-            self.accept(m.arrival, seq, ts, pos, m.frames, &m.payload);
+        let last = placed.last().map_or(head, |p| p.2);
+        for (m, (seq, ts, pos)) in run.into_iter().zip(placed) {
+            self.accept(m.arrival, seq, ts, pos, m.frames, m.payload);
         }
-        placed.last().map(|p| p.2)
+        Ok(last)
     }
 
     /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits
