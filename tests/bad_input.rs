@@ -1476,8 +1476,9 @@ fn c4_sequence_number_wrap() {
 }
 
 // C5: a forward jump of +20,000 in sequence numbers while timestamps and arrival stay steady:
-// the timestamps place the packets, so playback continues seamlessly (no resync, at most one
-// packet counted lost).
+// the first packet after the jump is held until the next one follows it (a lone one would be a
+// stray, C8), then both join the stream where their timestamps place them: playback continues
+// bit-exact, no resync, nothing dropped, at most one packet counted lost.
 #[test]
 fn c5_large_forward_jump_steady_arrival() {
     let mut jb = jb(L16_CAPS, 40);
@@ -1494,6 +1495,7 @@ fn c5_large_forward_jump_steady_arrival() {
     assert_same(&out[..16_000], &reference(0, 16_000)[..], "output");
     assert_eq!(jb.stat("resyncs"), 0);
     assert!(jb.stat("lost") <= 1, "{}", jb.stats());
+    assert_eq!((jb.stat("misfits"), jb.stat("packets-played")), (0, 100));
     jb.finish(Duration::from_secs(2));
 }
 
@@ -1571,6 +1573,8 @@ fn c7_random_sequence_numbers() {
     assert_eq!(jb.stat("received"), 500 + 480 * 3, "{s}");
     // Each hostile packet was held as a misfit (and dropped) or is a duplicate of a real one.
     assert_eq!(jb.stat("misfits") + jb.stat("duplicates"), 480 * 3, "{s}");
+    // Nothing of it is stored beyond one held packet.
+    assert!(jb.stat("max-queued-packets") <= 5, "{s}");
     // None of it was played: the real stream is bit-exact.
     assert_same(&out[..80_000], &reference(0, 80_000)[..], "output");
     jb.finish(Duration::from_secs(10));
@@ -2303,5 +2307,8 @@ fn f5_ssrc_flood() {
     assert_eq!(jb.stat("misfits"), 10_000);
     assert_eq!(jb.stats().get::<u32>("ssrc").unwrap(), SSRC);
     assert!(max_queued <= 80.0, "queued {max_queued} ms");
+    // Memory: never more than the real stream's few packets and one held stray.
+    assert!(jb.stat("max-queued-packets") <= 5, "{}", jb.stats());
+    assert_eq!(jb.stat("dropped-misfit"), 10_000);
     jb.finish(Duration::from_secs(3));
 }
