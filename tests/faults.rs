@@ -205,7 +205,7 @@ fn flush_restarts_an_rtp_stream_as_new() {
     assert_same(
         &out[..800],
         &reference(1_000, 800)[..],
-        &format!("plays from its first packet"),
+        "plays from its first packet",
     );
     for name in ["late", "misfits", "resyncs", "lost"] {
         assert_eq!(stat(&h, name), 0, "{name} after a flush");
@@ -358,11 +358,7 @@ fn sender_restarts_resync_within_five_packets() {
             "{case}: packet 55 plays {} ms late",
             (at - 55 * 160) / 8
         );
-        assert_same(
-            &out[at..at + 8000],
-            &reference(55 * 160, 8000)[..],
-            &format!("{case}"),
-        );
+        assert_same(&out[at..at + 8000], &reference(55 * 160, 8000)[..], &case);
     }
 }
 
@@ -428,7 +424,10 @@ fn burst_after_outage_is_bounded_and_the_delay_recovers() {
     // Packets 0..50 on time, 50..300 held until 6 s, then on time again.
     let inputs = (0..600i64).map(|k| {
         let sent = k as u64 * 20 * MS;
-        (sent.max(if k < 300 && k >= 50 { burst_at } else { 0 }), k)
+        (
+            sent.max(if (50..300).contains(&k) { burst_at } else { 0 }),
+            k,
+        )
     });
     let mut inputs: Vec<(u64, Vec<u8>)> = inputs
         .map(|(t, k)| (t, l16_packet(k, 0, 0, SSRC)))

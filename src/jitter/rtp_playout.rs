@@ -18,7 +18,9 @@
 //! held, not played. A run of consecutive packets (same SSRC, sequence numbers +1, timestamps
 //! advancing by at most a second) ends in a resync:
 //! * at its 2nd packet if it is a new SSRC, a sequence jump or too early (a restart forward or
-//!   backward): 1 packet of delay, at most 120 ms of audio;
+//!   backward): 1 packet of delay, at most 120 ms of audio; except that a forward sequence
+//!   jump whose timestamps still fit the timeline (a long loss) joins the stream without a
+//!   resync, while a lone packet far ahead (a corrupted sequence number) is dropped;
 //! * at its 3rd or later packet if it is only late and its packets arrive at the pace of their
 //!   timestamps (at least 3/4 of it): the sender's timeline moved back, or its clock is slow.
 //!   A burst of old packets after an outage arrives much faster than its timestamps advance, so
@@ -436,11 +438,11 @@ impl RtpPlayout {
         let head = self.play_head();
         let ahead = pos - self.arrival_pos(arrival);
         let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
-        // A forward sequence jump beyond MAX_DROPOUT whose timestamp still fits the timeline is
-        // a long loss, not a restart.
+        // A forward sequence jump beyond MAX_DROPOUT is held as a misfit even if its timestamp
+        // fits the timeline: the next packet tells a long loss (it follows: `join_after_jump`)
+        // from a stray with a corrupted sequence number (the stream goes on as before).
         let fits_seq = header.ssrc == ssrc
-            && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
-                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead)
+            && (-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
             && self.seq_agrees_with_ts(delta, ts);
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
@@ -684,7 +686,10 @@ impl RtpPlayout {
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
-            return self.resync(run);
+            return match self.join_after_jump(run) {
+                Ok(pos) => RtpPushOutcome::Queued { pos },
+                Err(run) => self.resync(run),
+            };
         }
         // Bound what a run holds (a long late run that never proves pace).
         if self.run.len() > MAX_RUN {
@@ -701,6 +706,45 @@ impl RtpPlayout {
         } else {
             RtpPushOutcome::Misfit
         }
+    }
+
+    /// A run that jumped forward in sequence numbers beyond [`MAX_DROPOUT`] but whose
+    /// timestamps still place it on the timeline (a long loss, or a sender that renumbered its
+    /// packets) joins the stream where they place it, keeping what is queued: no resync. Only a
+    /// run proves it: one such packet alone may be a stray (a corrupted sequence number) that
+    /// must not move the sequence on. Returns where the last packet was queued, or the run back
+    /// if it does not fit (a restart).
+    fn join_after_jump(&mut self, run: Vec<Misfit>) -> Result<i64, Vec<Misfit>> {
+        let Some(ssrc) = self.ssrc else {
+            return Err(run);
+        };
+        let head = self.play_head();
+        let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
+        let (mut highest, mut last_ts) = (self.highest_seq, self.last_ts);
+        let mut placed = Vec::with_capacity(run.len());
+        for m in &run {
+            let seq = unwrap(highest, 16, u64::from(m.header.seq));
+            let ts = unwrap(last_ts, 32, u64::from(m.header.ts));
+            let pos = self.anchor_pos + (ts - self.anchor_ts);
+            let fits = m.header.ssrc == ssrc
+                && seq > highest
+                && pos + m.frames > head
+                && pos - self.arrival_pos(m.arrival) <= max_ahead;
+            if !fits {
+                return Err(run);
+            }
+            (highest, last_ts) = (seq, ts);
+            placed.push((seq, ts, pos));
+        }
+        match placed.first() {
+            Some(&(seq, _, _)) if seq - self.highest_seq > MAX_DROPOUT => {}
+            _ => return Err(run),
+        }
+        let last = placed.last().map_or(head, |p| p.2);
+        for (m, (seq, ts, pos)) in run.into_iter().zip(placed) {
+            self.accept(m.arrival, seq, ts, pos, m.frames, m.payload);
+        }
+        Ok(last)
     }
 
     /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits

@@ -1482,6 +1482,14 @@ fn parse_rtp_format(s: &gst::StructureRef) -> Result<Format, String> {
             if rate != 48000 {
                 return Err(format!("Opus needs clock-rate 48000, not {rate}"));
             }
+            // RTP Opus (RFC 7587) is mono or stereo; more channels need a multistream channel
+            // mapping this decoder does not have: refuse rather than decode 2 of them.
+            if let Some(c) = declared.filter(|c| !(1..=2).contains(c)) {
+                return Err(format!(
+                    "Opus with {c} channels: only 1 or 2 are supported (no multistream \
+                     channel mapping)"
+                ));
+            }
             // RFC 7587: encoding-params is always 2; stereo is announced by (sprop-)stereo.
             let flag = |k: &str| s.get::<&str>(k).ok().map(|v| v.trim() == "1");
             match (flag("sprop-stereo"), flag("stereo")) {
