@@ -731,3 +731,76 @@ fn thirty_two_pipelines_in_one_process() {
         p.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// ICMP port unreachable arriving at the source's port does not stop it. A socket sharing the
+/// port (`reuse=true`) sends to a closed port, so real ICMP errors come back to address:port,
+/// while a sender streams to it. (Linux reports ICMP errors only on connected sockets or with
+/// IP_RECVERR; the source is neither, and had it seen ECONNREFUSED, it counts it as a transient
+/// `receive-errors` and goes on: see `datagram::classify_error`.)
+#[test]
+fn icmp_port_unreachable_does_not_stop_the_source() {
+    let _rt = real_time();
+    let holder = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    holder.set_reuse_address(true).unwrap();
+    holder
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+    let holder: UdpSocket = holder.into();
+    let closed = free_port();
+
+    let pipeline = launch(&format!(
+        "rawudpaudiosrc name=src address=127.0.0.1 port={port} reuse=true \
+           caps=audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved \
+         ! plcjitterbuffer latency=40 ! appsink name=sink sync=false"
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    let sink: gst_app::AppSink = pipeline.by_name("sink").unwrap().downcast().unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Connected, the holder is told of the ICMP errors (ECONNREFUSED on its next send): the
+    // proof they reached 127.0.0.1:port.
+    holder.connect(("127.0.0.1", closed)).unwrap();
+    let mut refused = 0;
+    for i in 0..100u64 {
+        sender
+            .send_to(&tone(i * 80, 80), ("127.0.0.1", port))
+            .unwrap();
+        match holder.send(b"x") {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+            r => {
+                r.unwrap();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(refused > 10, "{refused} ICMP port unreachable seen");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let received = loop {
+        let s = src.property::<gst::Structure>("stats");
+        let n = s.get::<u64>("packets").unwrap();
+        if n >= 95 || Instant::now() > deadline {
+            break n;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(received >= 95, "{received} of 100 datagrams received");
+    assert!(
+        sink.try_pull_sample(gst::ClockTime::from_seconds(5))
+            .is_some()
+    );
+    if let Some(m) = pipeline
+        .bus()
+        .unwrap()
+        .pop_filtered(&[gst::MessageType::Error])
+    {
+        panic!("{m:?}");
+    }
+    assert_eq!(pipeline.current_state(), gst::State::Playing);
+    pipeline.set_state(gst::State::Null).unwrap();
+}

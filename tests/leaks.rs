@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         .find(|t| t.type_().name() == "GstLeaksTracer")
         .expect("the leaks tracer is active");
 
-    let scenarios: [(&str, fn()); 5] = [
+    let scenarios: [(&str, fn()); 6] = [
         (
             "raw audio with loss, flush and EOS",
             raw_with_loss_flush_eos,
@@ -82,6 +82,10 @@ fn main() -> ExitCode {
         (
             "rawudpaudiosrc pipelines cycled through NULL",
             udp_pipeline_cycles,
+        ),
+        (
+            "random state changes with packets in flight and a property thread",
+            random_state_changes,
         ),
     ];
     // Warm-up: what lives for the whole process is created now.
@@ -299,6 +303,75 @@ fn udp_pipeline_cycles() {
             std::thread::sleep(Duration::from_millis(2));
         }
         pipeline.set_state(gst::State::Null).unwrap();
+    }
+    let bus = pipeline.bus().unwrap();
+    if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        panic!("{m:?}");
+    }
+    bus.set_flushing(true);
+}
+
+fn random_state_changes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let pipeline = gst::parse::launch(
+        "rawudpaudiosrc name=src address=127.0.0.1 port=0 \
+           caps=audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved \
+         ! plcjitterbuffer name=jb latency=20 ! fakesink sync=true",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    pipeline.set_state(gst::State::Ready).unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    // Keep the port across NULL: the next READY binds it again at once.
+    let port = src.property::<i32>("port");
+    src.set_property("port", port);
+    let jb = pipeline.by_name("jb").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = [
+        {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = sock.send_to(&tone(i * 80, 80), ("127.0.0.1", port as u16));
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+        },
+        {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut rng = Lcg(5);
+                while !stop.load(Ordering::Relaxed) {
+                    jb.set_property("latency", 10 + (rng.next_f64() * 100.0) as u32);
+                    jb.set_property("max-packets", 1 + (rng.next_f64() * 100.0) as u32);
+                    let _ = jb.property::<gst::Structure>("stats");
+                    std::thread::yield_now();
+                }
+            })
+        },
+    ];
+    let states = [
+        gst::State::Playing,
+        gst::State::Paused,
+        gst::State::Ready,
+        gst::State::Null,
+    ];
+    let mut rng = Lcg(9);
+    for _ in 0..100 {
+        let s = states[(rng.next_f64() * 4.0) as usize];
+        pipeline.set_state(s).unwrap();
+        let (res, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+        res.unwrap();
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
     }
     let bus = pipeline.bus().unwrap();
     if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
