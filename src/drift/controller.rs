@@ -351,7 +351,7 @@ impl RateController {
             let (since, err_then) = *self.in_band_since.get_or_insert((now_ns, err_ns));
             if (err_ns - err_then).abs() > 0.2 * cfg.lock_band_ns {
                 self.in_band_since = Some((now_ns, err_ns));
-            } else if now_ns - since >= cfg.lock_after_ns {
+            } else if now_ns.saturating_sub(since) >= cfg.lock_after_ns {
                 self.locked = true;
             }
         } else {
@@ -384,7 +384,7 @@ impl RateController {
         }
         let settling = self
             .target_moved_at
-            .is_some_and(|at| now_ns - at < cfg.target_settle_ns);
+            .is_some_and(|at| now_ns.saturating_sub(at) < cfg.target_settle_ns);
         if !settling || err_ns.abs() < cfg.integrate_band_ns {
             self.integral =
                 (self.integral + ki * err * dt).clamp(-cfg.max_correction, cfg.max_correction);

@@ -72,6 +72,13 @@ impl DriftLoop {
         }
     }
 
+    /// Fixed mode: holds the delay at `latency_ns` from now on (adaptive mode: no effect).
+    pub fn set_fixed_latency(&mut self, latency_ns: u64) {
+        if let Baseline::Fixed(_, l) = &mut self.baseline {
+            *l = latency_ns;
+        }
+    }
+
     /// The current target delay, ns.
     pub fn target_ns(&self) -> f64 {
         match &self.baseline {

@@ -51,6 +51,7 @@
 //! first, then the oldest queued). Every pushed packet is in one bucket of the [`Ledger`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
 
 use super::ledger::{Bucket, Ledger, Limits};
 use super::playout::{Chunk, Stats, max_queue_ns};
@@ -58,6 +59,9 @@ use super::rtp::Header;
 use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use crate::codec::{PayloadDecoder, PayloadError};
 use crate::conceal::Concealer;
+use crate::drift::{
+    ControllerConfig, DriftLoop, DriftResampler, Interpolation, TargetMode, TickDecision,
+};
 
 /// A sequence number this far behind the highest one is a jump, not reordering.
 pub const MAX_MISORDER: i64 = 100;
@@ -79,6 +83,153 @@ pub const MAX_PACKETS: usize = super::ledger::DEFAULT_MAX_PACKETS;
 const MAX_RUN: usize = 64;
 /// Audio held beyond the delay bound while the output is behind its clock.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
+
+/// Clock drift compensation of the output (see `crate::drift` and `docs/drift.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriftMode {
+    /// Media is consumed at exactly the nominal rate: a sender clock that runs fast or slow
+    /// makes the queue grow or run dry until a resync (the behaviour before drift
+    /// compensation, for comparison). The skew is still estimated for the stats.
+    Off,
+    /// The playout delay is held at the latency: the media is resampled with a ratio a
+    /// control loop derives from the arrival times.
+    #[default]
+    Fixed,
+}
+
+/// What the drift loop measured and decided at the last chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct DriftStats {
+    /// Sender's clock against the output clock, ppm (positive: the sender is fast).
+    pub skew_ppm: Option<f64>,
+    /// Resampling ratio (output / input) of the last chunk; 1 while bypassed.
+    pub ratio: f64,
+    /// How long after its fastest-path arrival the first frame of the last chunk plays (ns):
+    /// what the loop holds at the target.
+    pub measured_delay_ns: f64,
+    pub target_delay_ns: f64,
+    /// The resampler is in the path (it takes over from the bypass once the loop corrects).
+    pub resampling: bool,
+}
+
+/// Bypass until the loop wants a ratio this far from 1...
+const ENGAGE_RATIO: f64 = 20e-6;
+/// ...or the delay is this far off the target (ns).
+const ENGAGE_DELAY_NS: f64 = 1e6;
+
+/// The drift loop and the resampler of one stream.
+struct Drift {
+    mode: DriftMode,
+    rate: u32,
+    channels: usize,
+    interpolation: Interpolation,
+    /// Input frames the resampler reads ahead of its read position.
+    lookahead: usize,
+    /// The most frames one pull may ask for.
+    max_chunk: usize,
+    /// What the loop measures is the delay of the newest frame a chunk needs, `offset_ns`
+    /// after the chunk's first frame in media time; the target is the latency less that.
+    offset_ns: i64,
+    lp: DriftLoop,
+    /// `Some` once engaged: then every output frame comes through it.
+    rs: Option<DriftResampler>,
+    /// Media position of the resampler's input frame 0.
+    base: i64,
+    /// The last frames produced while bypassed (interleaved): the filter's history when the
+    /// resampler takes over.
+    history: VecDeque<f32>,
+    history_frames: usize,
+    last: Option<TickDecision>,
+    feed: Vec<f32>,
+}
+
+impl fmt::Debug for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Drift")
+            .field("mode", &self.mode)
+            .field("resampling", &self.rs.is_some())
+            .field("base", &self.base)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drift {
+    fn new(rate: u32, channels: usize, latency_ns: i64) -> Self {
+        // 128 taps (flat to 20 kHz at 48 kHz); below 32 kHz 64, so the look-ahead stays small
+        // (4 ms at 8 kHz).
+        let len = if rate >= 32_000 { 128 } else { 64 };
+        let lookahead = len / 2;
+        let chunk_frames = (i64::from(rate) + 99) / 100;
+        let history_frames = 2 * lookahead;
+        let offset_ns = frames_to_ns(chunk_frames + lookahead as i64, rate);
+        let mut me = Self {
+            mode: DriftMode::default(),
+            rate,
+            channels,
+            interpolation: Interpolation::Sinc { len },
+            lookahead,
+            max_chunk: (chunk_frames as usize + 1).max(history_frames),
+            offset_ns,
+            lp: DriftLoop::new(
+                rate,
+                TargetMode::Fixed { latency_ns: 0 },
+                ControllerConfig::default(),
+            ),
+            rs: None,
+            base: 0,
+            history: VecDeque::new(),
+            history_frames,
+            last: None,
+            feed: Vec::new(),
+        };
+        me.restart(latency_ns);
+        me
+    }
+
+    fn loop_target(&self, latency_ns: i64) -> u64 {
+        (latency_ns - self.offset_ns).max(0) as u64
+    }
+
+    /// A new media timeline (first packet, resync): the line and the controller start over;
+    /// the resampler (if engaged) runs on, the output stays continuous.
+    fn restart(&mut self, latency_ns: i64) {
+        self.lp = DriftLoop::new(
+            self.rate,
+            TargetMode::Fixed {
+                latency_ns: self.loop_target(latency_ns),
+            },
+            ControllerConfig::default(),
+        );
+    }
+
+    /// Forgets the stream.
+    fn reset(&mut self, latency_ns: i64) {
+        self.restart(latency_ns);
+        self.rs = None;
+        self.base = 0;
+        self.history.clear();
+        self.last = None;
+    }
+
+    fn set_latency(&mut self, latency_ns: i64) {
+        let t = self.loop_target(latency_ns);
+        self.lp.set_fixed_latency(t);
+    }
+
+    fn ratio(&self) -> f64 {
+        self.rs.as_ref().map_or(1.0, DriftResampler::ratio)
+    }
+
+    fn remember(&mut self, produced: &[f32]) {
+        self.history.extend(produced.iter().copied());
+        let cap = self.history_frames * self.channels;
+        if self.history.len() > cap {
+            let extra = self.history.len() - cap;
+            self.history.drain(..extra);
+        }
+    }
+}
 
 /// What became of a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +361,12 @@ pub struct RtpPlayout {
     run_bytes: usize,
     /// Id of the newest candidate run.
     next_chain: u64,
+    /// Media position (on the packets' timeline) of the next frame to decode or conceal: the
+    /// play head that lateness is judged against. Without drift compensation it is the output
+    /// frame counter; with it, it runs ahead of the resampler's read position by what the
+    /// resampler has queued.
+    media_head: i64,
+    drift: Drift,
 }
 
 impl RtpPlayout {
@@ -253,7 +410,50 @@ impl RtpPlayout {
             store_bytes: 0,
             run_bytes: 0,
             next_chain: 0,
+            media_head: 0,
+            drift: Drift::new(rate, channels, clamp_ns(latency_ns)),
         }
+    }
+
+    /// Sets the drift compensation; applies from the next chunk (an engaged resampler stays
+    /// in the path until [`RtpPlayout::reset`]).
+    pub fn set_drift_mode(&mut self, mode: DriftMode) {
+        self.drift.mode = mode;
+    }
+
+    pub fn drift_mode(&self) -> DriftMode {
+        self.drift.mode
+    }
+
+    /// The drift loop's estimate and decision at the last chunk.
+    pub fn drift_stats(&self) -> DriftStats {
+        let d = &self.drift;
+        let off = d.offset_ns as f64;
+        let (measured, target) = match d.last {
+            Some(t) => (t.measured_delay_ns + off, t.target_delay_ns + off),
+            None => (self.latency_ns as f64, self.latency_ns as f64),
+        };
+        DriftStats {
+            skew_ppm: d.lp.skew().skew_ppm(),
+            ratio: d.last.map_or(1.0, |t| if d.rs.is_some() { t.ratio } else { 1.0 }),
+            measured_delay_ns: measured,
+            target_delay_ns: target,
+            resampling: d.rs.is_some(),
+        }
+    }
+
+    /// Media position of the next output frame (fractional while resampling).
+    pub fn media_read_pos(&self) -> f64 {
+        match &self.drift.rs {
+            Some(rs) => self.drift.base as f64 + rs.read_pos(),
+            None => self.media_head as f64,
+        }
+    }
+
+    /// Media position minus output frame counter: how far the drift compensation has moved
+    /// the media timeline against the output (0 without it).
+    fn media_offset(&self) -> i64 {
+        self.media_read_pos().floor() as i64 - chunk_start(self.chunk, self.rate)
     }
 
     pub fn rate(&self) -> u32 {
@@ -329,10 +529,13 @@ impl RtpPlayout {
         self.last_transit = None;
         self.stats = Stats::default();
         self.rtp = RtpStats::default();
+        self.media_head = 0;
+        self.drift.reset(self.latency_ns);
     }
 
     pub fn set_latency(&mut self, latency_ns: u64) {
         self.latency_ns = clamp_ns(latency_ns);
+        self.drift.set_latency(self.latency_ns);
     }
 
     pub fn set_upstream_latency(&mut self, upstream_ns: u64) {
@@ -374,7 +577,7 @@ impl RtpPlayout {
             .max()
             .unwrap_or(0)
             .max(pending_end);
-        (end - self.play_head()).max(0)
+        (end - self.media_read_pos().floor() as i64).max(0)
     }
 
     pub fn max_queue_ns(&self) -> u64 {
@@ -383,18 +586,21 @@ impl RtpPlayout {
 
     pub fn next_deadline(&self) -> Option<u64> {
         let origin = self.origin?;
-        let t =
-            origin + self.upstream_ns + self.latency_ns + frames_to_ns(self.play_head(), self.rate);
+        let t = origin
+            + self.upstream_ns
+            + self.latency_ns
+            + frames_to_ns(chunk_start(self.chunk, self.rate), self.rate);
         Some(t.max(0) as u64)
     }
 
+    /// The media position up to which audio has been produced (see `media_head`).
     fn play_head(&self) -> i64 {
-        chunk_start(self.chunk, self.rate)
+        self.media_head
     }
 
-    /// Position at which a packet arriving at `arrival` waits exactly the latency.
+    /// Media position at which a packet arriving at `arrival` waits exactly the latency.
     fn arrival_pos(&self, arrival: i64) -> i64 {
-        ns_to_frames(arrival - self.origin.unwrap_or(arrival), self.rate)
+        ns_to_frames(arrival - self.origin.unwrap_or(arrival), self.rate) + self.media_offset()
     }
 
     /// Queues an RTP packet (header already validated, payload non-empty) that arrived at
@@ -507,8 +713,11 @@ impl RtpPlayout {
             self.seen.pop_first();
         }
         let origin = self.origin.unwrap_or(arrival);
-        self.stats.last_wait_ns =
-            Some(origin + self.latency_ns + frames_to_ns(pos, self.rate) - arrival);
+        self.stats.last_wait_ns = Some(
+            origin + self.latency_ns + frames_to_ns(pos - self.media_offset(), self.rate)
+                - arrival,
+        );
+        self.drift.lp.on_packet(arrival.max(0) as u64, pos.max(0) as u64);
         self.store_bytes += payload.len();
         if let Some(old) = self.store.insert(
             seq,
@@ -770,6 +979,8 @@ impl RtpPlayout {
         self.seen.clear();
         self.played_seq = None;
         self.last_transit = None;
+        // A new media timeline: its arrival line starts over.
+        self.drift.restart(self.latency_ns);
         self.ssrc = Some(last.header.ssrc);
         self.rtp.ssrc = self.ssrc;
         self.rtp.payload_type = Some(last.header.pt);
@@ -808,12 +1019,122 @@ impl RtpPlayout {
 
     /// Produces the next 10 ms chunk into `out`. Call it when the clock reaches
     /// [`RtpPlayout::next_deadline`].
+    ///
+    /// The drift loop measures the playout delay and decides the ratio; until it corrects
+    /// (see [`DriftMode`]) the media is copied through unchanged (bit-exact), afterwards it is
+    /// resampled at that ratio, so a chunk consumes about `frames / ratio` media frames.
     pub fn pop(&mut self, out: &mut Vec<f32>) -> Chunk {
-        let ch = self.channels;
-        let head = self.play_head();
-        let frames = chunk_start(self.chunk + 1, self.rate) - head;
+        let out_head = chunk_start(self.chunk, self.rate);
+        let frames = chunk_start(self.chunk + 1, self.rate) - out_head;
         out.clear();
-        out.resize(frames as usize * ch, 0.0);
+
+        // Same time base as the arrivals: the deadline less the upstream latency.
+        let now = self.origin.unwrap_or(0) + self.latency_ns + frames_to_ns(out_head, self.rate);
+        let need = self.media_read_pos()
+            + frames as f64 / self.drift.ratio()
+            + self.drift.lookahead as f64;
+        let d = self.drift.lp.on_tick(now.max(0) as u64, need);
+        self.drift.last = Some(d);
+        if self.drift.rs.is_none()
+            && self.drift.mode == DriftMode::Fixed
+            && self.played_seq.is_some()
+            && ((d.ratio - 1.0).abs() > ENGAGE_RATIO
+                || (d.measured_delay_ns - d.target_delay_ns).abs() > ENGAGE_DELAY_NS)
+        {
+            self.engage();
+        }
+        let (real, audible) = if self.drift.rs.is_some() {
+            self.pull_resampled(frames, d.ratio, out)
+        } else {
+            let r = self.produce(frames, out);
+            self.drift.remember(out);
+            r
+        };
+
+        let chunk = Chunk::at(
+            self.origin.unwrap_or(0),
+            self.chunk,
+            self.rate,
+            real,
+            audible,
+        );
+        self.chunk += 1;
+        self.stats.pushed += 1;
+        self.stats.played_frames += real as u64;
+        chunk
+    }
+
+    /// Puts the resampler in the path: it starts with the last frames bypassed as history and
+    /// its output is run up to the current read position, so the switch is seamless.
+    fn engage(&mut self) {
+        let ch = self.channels;
+        let mut rs = DriftResampler::new(ch, self.drift.max_chunk, self.drift.interpolation);
+        debug_assert_eq!(rs.lookahead_frames(), self.drift.lookahead);
+        let hist: Vec<f32> = self.drift.history.drain(..).collect();
+        let h = hist.len() / ch;
+        rs.push(&hist);
+        self.drift.base = self.media_head - h as i64;
+        let mut feed = std::mem::take(&mut self.drift.feed);
+        if h > 0 {
+            self.feed_resampler(&mut rs, h, &mut feed);
+            let mut discard = vec![0.0f32; h * ch];
+            // Cannot fail: fed above.
+            let _ = rs.pull(&mut discard);
+        }
+        self.drift.feed = feed;
+        self.drift.rs = Some(rs);
+    }
+
+    /// Decodes (or conceals) media into the resampler until it can produce `frames`.
+    /// Returns the real frames fed and whether anything audible was.
+    fn feed_resampler(
+        &mut self,
+        rs: &mut DriftResampler,
+        frames: usize,
+        feed: &mut Vec<f32>,
+    ) -> (i64, bool) {
+        let (mut real, mut audible) = (0, false);
+        loop {
+            let need = rs.input_frames_needed(frames);
+            let queued = rs.queued_frames();
+            if queued >= need {
+                return (real, audible);
+            }
+            feed.clear();
+            let (r, a) = self.produce((need - queued) as i64, feed);
+            real += r;
+            audible |= a;
+            rs.push(feed);
+        }
+    }
+
+    /// One chunk through the resampler at `ratio`.
+    fn pull_resampled(&mut self, frames: i64, ratio: f64, out: &mut Vec<f32>) -> (i64, bool) {
+        let Some(mut rs) = self.drift.rs.take() else {
+            return (0, false);
+        };
+        rs.set_ratio(ratio);
+        let mut feed = std::mem::take(&mut self.drift.feed);
+        let (real, audible) = self.feed_resampler(&mut rs, frames as usize, &mut feed);
+        self.drift.feed = feed;
+        out.resize(frames as usize * self.channels, 0.0);
+        if rs.pull(out).is_err() {
+            // Cannot happen (fed above): silence rather than a short chunk.
+            out.fill(0.0);
+        }
+        self.drift.rs = Some(rs);
+        (real, audible || out.iter().any(|&x| x != 0.0))
+    }
+
+    /// Appends the next `frames` media frames (from `media_head`) to `out`: decoded packets,
+    /// concealment where they are missing. Returns the real frames and whether the rest was
+    /// audible.
+    fn produce(&mut self, frames: i64, out: &mut Vec<f32>) -> (i64, bool) {
+        let ch = self.channels;
+        let head = self.media_head;
+        let start = out.len();
+        out.resize(start + frames as usize * ch, 0.0);
+        let out = &mut out[start..];
 
         let mut i = 0;
         let mut real = 0;
@@ -858,18 +1179,8 @@ impl RtpPlayout {
                 break;
             }
         }
-
-        let chunk = Chunk::at(
-            self.origin.unwrap_or(0),
-            self.chunk,
-            self.rate,
-            real,
-            audible,
-        );
-        self.chunk += 1;
-        self.stats.pushed += 1;
-        self.stats.played_frames += real as u64;
-        chunk
+        self.media_head += frames;
+        (real, audible)
     }
 
     fn count_filled(&mut self, frames: i64, silent: bool) {

@@ -4,7 +4,7 @@
 
 use super::ledger::{Ledger, Limits};
 use super::playout::{Chunk, Playout, Stats};
-use super::rtp_playout::{RtpPlayout, RtpStats};
+use super::rtp_playout::{DriftMode, DriftStats, RtpPlayout, RtpStats};
 
 #[derive(Debug)]
 pub enum Stream {
@@ -39,6 +39,21 @@ impl Stream {
         match self {
             Stream::Raw(_) => None,
             Stream::Rtp(p) => Some(p.rtp_stats()),
+        }
+    }
+
+    /// Drift loop state (None for raw input, which has no drift compensation yet).
+    pub fn drift_stats(&self) -> Option<DriftStats> {
+        match self {
+            Stream::Raw(_) => None,
+            Stream::Rtp(p) => Some(p.drift_stats()),
+        }
+    }
+
+    /// Sets the drift compensation (RTP input; raw input ignores it for now).
+    pub fn set_drift_mode(&mut self, mode: DriftMode) {
+        if let Stream::Rtp(p) = self {
+            p.set_drift_mode(mode);
         }
     }
 
