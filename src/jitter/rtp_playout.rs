@@ -61,6 +61,7 @@ use crate::codec::{PayloadDecoder, PayloadError};
 use crate::conceal::Concealer;
 use crate::drift::{
     ControllerConfig, DriftLoop, DriftResampler, Interpolation, TargetMode, TickDecision,
+    playout_delay_ns,
 };
 
 /// A sequence number this far behind the highest one is a jump, not reordering.
@@ -128,8 +129,15 @@ struct Drift {
     /// The most frames one pull may ask for.
     max_chunk: usize,
     /// What the loop measures is the delay of the newest frame a chunk needs, `offset_ns`
-    /// after the chunk's first frame in media time; the target is the latency less that.
+    /// after the chunk's first frame in media time: the loop's clock runs `offset_ns` ahead,
+    /// so that its delay is the one of the chunk's first frame, the latency's meaning.
     offset_ns: i64,
+    /// How much later than the fastest path the anchoring packet arrived (≥ 0, at most the
+    /// latency), fixed when the arrival line first exists: the delay the stream started with
+    /// is `latency + excess`, and that is what is held (a stream without skew plays exactly as
+    /// it would without drift compensation).
+    excess_ns: Option<f64>,
+    latency_ns: i64,
     lp: DriftLoop,
     /// `Some` once engaged: then every output frame comes through it.
     rs: Option<DriftResampler>,
@@ -171,6 +179,8 @@ impl Drift {
             lookahead,
             max_chunk: (chunk_frames as usize + 1).max(history_frames),
             offset_ns,
+            excess_ns: None,
+            latency_ns,
             lp: DriftLoop::new(
                 rate,
                 TargetMode::Fixed { latency_ns: 0 },
@@ -187,20 +197,38 @@ impl Drift {
         me
     }
 
-    fn loop_target(&self, latency_ns: i64) -> u64 {
-        (latency_ns - self.offset_ns).max(0) as u64
+    fn target_ns(&self) -> u64 {
+        (self.latency_ns as f64 + self.excess_ns.unwrap_or(0.0)).max(0.0) as u64
     }
 
     /// A new media timeline (first packet, resync): the line and the controller start over;
     /// the resampler (if engaged) runs on, the output stays continuous.
     fn restart(&mut self, latency_ns: i64) {
+        self.latency_ns = latency_ns;
+        self.excess_ns = None;
         self.lp = DriftLoop::new(
             self.rate,
             TargetMode::Fixed {
-                latency_ns: self.loop_target(latency_ns),
+                latency_ns: self.target_ns(),
             },
             ControllerConfig::default(),
         );
+    }
+
+    /// One tick at `now_ns` (the chunk's deadline less upstream latency) needing media up to
+    /// `need_pos`.
+    fn tick(&mut self, now_ns: i64, need_pos: f64) -> TickDecision {
+        let now = (now_ns + self.offset_ns).max(0) as u64;
+        if self.excess_ns.is_none()
+            && let Some(delay) = playout_delay_ns(self.lp.skew(), now, need_pos)
+        {
+            let excess = (delay - self.latency_ns as f64).clamp(0.0, self.latency_ns as f64);
+            self.excess_ns = Some(excess);
+            self.lp.set_fixed_latency(self.target_ns());
+        }
+        let d = self.lp.on_tick(now, need_pos);
+        self.last = Some(d);
+        d
     }
 
     /// Forgets the stream.
@@ -213,8 +241,9 @@ impl Drift {
     }
 
     fn set_latency(&mut self, latency_ns: i64) {
-        let t = self.loop_target(latency_ns);
-        self.lp.set_fixed_latency(t);
+        self.latency_ns = latency_ns;
+        self.excess_ns = self.excess_ns.map(|e| e.min(latency_ns as f64));
+        self.lp.set_fixed_latency(self.target_ns());
     }
 
     fn ratio(&self) -> f64 {
@@ -428,9 +457,8 @@ impl RtpPlayout {
     /// The drift loop's estimate and decision at the last chunk.
     pub fn drift_stats(&self) -> DriftStats {
         let d = &self.drift;
-        let off = d.offset_ns as f64;
         let (measured, target) = match d.last {
-            Some(t) => (t.measured_delay_ns + off, t.target_delay_ns + off),
+            Some(t) => (t.measured_delay_ns, t.target_delay_ns),
             None => (self.latency_ns as f64, self.latency_ns as f64),
         };
         DriftStats {
@@ -1033,8 +1061,7 @@ impl RtpPlayout {
         let need = self.media_read_pos()
             + frames as f64 / self.drift.ratio()
             + self.drift.lookahead as f64;
-        let d = self.drift.lp.on_tick(now.max(0) as u64, need);
-        self.drift.last = Some(d);
+        let d = self.drift.tick(now, need);
         if self.drift.rs.is_none()
             && self.drift.mode == DriftMode::Fixed
             && self.played_seq.is_some()
@@ -1385,3 +1412,6 @@ mod tests;
 
 #[cfg(test)]
 mod limits_tests;
+
+#[cfg(test)]
+mod drift_tests;

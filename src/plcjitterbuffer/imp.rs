@@ -31,6 +31,7 @@ use crate::codec::{Encoding, PayloadDecoder};
 use crate::jitter::ledger::{DEFAULT_MAX_BYTES, DEFAULT_MAX_PACKETS};
 use crate::jitter::playout::max_queue_ns;
 use crate::jitter::rtp::{self, Malformed};
+use crate::jitter::rtp_playout::DriftMode;
 use crate::jitter::time::NS_PER_MS;
 use crate::jitter::{Ledger, Limits, Playout, PushOutcome, RtpPlayout, RtpPushOutcome, Stream};
 use crate::pcm::SampleFormat;
@@ -53,8 +54,37 @@ const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
 const DEFAULT_OPUS_COMPLEXITY: i32 = 10;
 const DEFAULT_PLC: super::Plc = super::Plc::Expand;
 const DEFAULT_MAX_PACKETS_U32: u32 = DEFAULT_MAX_PACKETS as u32;
+const DEFAULT_MODE: Mode = Mode::Fixed;
 const DEFAULT_MAX_BYTES_U32: u32 = DEFAULT_MAX_BYTES as u32;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
+
+/// The `mode` property: clock drift compensation (see `crate::drift`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum, Default)]
+#[repr(i32)]
+#[enum_type(name = "GstPlcJitterBufferMode")]
+pub enum Mode {
+    #[enum_value(
+        name = "Off: media consumed at the nominal rate; a sender clock off by some ppm \
+                drifts the queue until a resync (for comparison)",
+        nick = "off"
+    )]
+    Off = 0,
+    #[default]
+    #[enum_value(
+        name = "Fixed: the delay is held at latency by resampling with the measured clock skew",
+        nick = "fixed"
+    )]
+    Fixed = 1,
+}
+
+impl From<Mode> for DriftMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Off => DriftMode::Off,
+            Mode::Fixed => DriftMode::Fixed,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {
@@ -63,6 +93,7 @@ struct Settings {
     silence_until_data: bool,
     opus_complexity: i32,
     plc: super::Plc,
+    mode: Mode,
     max_packets: u32,
     max_bytes: u32,
 }
@@ -81,6 +112,7 @@ impl Default for Settings {
             silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
             opus_complexity: DEFAULT_OPUS_COMPLEXITY,
             plc: DEFAULT_PLC,
+            mode: DEFAULT_MODE,
             max_packets: DEFAULT_MAX_PACKETS_U32,
             max_bytes: DEFAULT_MAX_BYTES_U32,
         }
@@ -313,6 +345,19 @@ impl ObjectImpl for PlcJitterBuffer {
                     )
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
+                    .nick("Clock drift mode")
+                    .blurb(
+                        "How a sender clock that runs fast or slow against the pipeline clock is \
+                         compensated (RTP input; raw input is not compensated yet): fixed \
+                         (default) holds the playout delay at latency by resampling at a ratio a \
+                         control loop derives from the arrival times (ramped, at most a few ppm \
+                         per second once locked; bit-exact until a correction is needed); off \
+                         consumes media at the nominal rate, so the queue drifts until a resync \
+                         (for comparison). Changeable in READY and below.",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-packets")
                     .nick("Maximum packets held")
                     .blurb(
@@ -361,7 +406,10 @@ impl ObjectImpl for PlcJitterBuffer {
                          next one's Opus in-band FEC), dred-recovered, plc-ms (Opus PLC), \
                          dtx-ms (sender pauses, not loss), misfits (packets that fit neither \
                          the stream nor a restart), ssrc-changes, jitter-ms (RFC 3550), ssrc, \
-                         payload-type, malformed (all refused headers) and one malformed-<reason> \
+                         payload-type, drift-ppm (estimated sender clock skew, positive: fast), \
+                         drift-ratio (resampling ratio, 1 while bypassed), target-delay-ms and \
+                         measured-delay-ms (the drift loop's: how long after the fastest-path \
+                         arrival the audio now playing plays), malformed (all refused headers) and one malformed-<reason> \
                          count per reason (too-short, bad-version, csrc-overrun, \
                          extension-overrun, bad-padding, rtcp, empty-payload, payload-type). \
                          Memory: queued-packets, queued-bytes (held now, see max-packets and \
@@ -416,6 +464,13 @@ impl ObjectImpl for PlcJitterBuffer {
             "opus-complexity" => {
                 lock(&self.settings).opus_complexity = value.get().expect("type checked upstream");
             }
+            "mode" => {
+                let mode: Mode = value.get().expect("type checked upstream");
+                lock(&self.settings).mode = mode;
+                if let Some(p) = lock(&self.state).playout.as_mut() {
+                    p.set_drift_mode(mode.into());
+                }
+            }
             "plc" => {
                 let plc: super::Plc = value.get().expect("type checked upstream");
                 lock(&self.settings).plc = plc;
@@ -455,6 +510,7 @@ impl ObjectImpl for PlcJitterBuffer {
             "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
             "opus-complexity" => lock(&self.settings).opus_complexity.to_value(),
             "plc" => lock(&self.settings).plc.to_value(),
+            "mode" => lock(&self.settings).mode.to_value(),
             "max-packets" => lock(&self.settings).max_packets.to_value(),
             "max-bytes" => lock(&self.settings).max_bytes.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
@@ -763,6 +819,7 @@ impl PlcJitterBuffer {
                 }
             };
             stream.set_plc_method(settings.plc.into());
+            stream.set_drift_mode(settings.mode.into());
             stream.set_limits(settings.limits());
             if let Some(u) = state.upstream_latency {
                 stream.set_upstream_latency(u.nseconds());
@@ -1372,6 +1429,14 @@ impl PlcJitterBuffer {
                 .field("jitter-ms", r.jitter * 1000.0 / f64::from(rate))
                 .field("ssrc", r.ssrc.unwrap_or(0))
                 .field("payload-type", r.payload_type.map_or(-1, i32::from));
+        }
+        if let Some(d) = state.playout.as_ref().and_then(|p| p.drift_stats()) {
+            let ms = |ns: f64| ns / NS_PER_MS as f64;
+            b = b
+                .field("drift-ppm", d.skew_ppm.unwrap_or(0.0))
+                .field("drift-ratio", d.ratio)
+                .field("target-delay-ms", ms(d.target_delay_ns))
+                .field("measured-delay-ms", ms(d.measured_delay_ns));
         }
         if matches!(
             state.format.as_ref().map(|f| &f.input),

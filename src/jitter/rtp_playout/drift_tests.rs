@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Clock drift through the RTP playout itself (decoding, queue, lateness, concealment and the
+//! resampler, no GStreamer): a simulated L16 sender whose clock is off by some ppm, a network
+//! with loss and jitter, and the output clock popping a chunk at every deadline. The true
+//! delay is measured against the sender's real clock, not the loop's own estimate.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::*;
+use crate::codec::Encoding;
+use crate::jitter::time::NS_PER_MS;
+
+const RATE: u32 = 8000;
+const PACKET: i64 = 160;
+const SSRC: u32 = 0x00d1_f7ee;
+const MS: u64 = NS_PER_MS as u64;
+/// Fastest path through the network.
+const BASE_NS: u64 = 5 * MS;
+
+/// Deterministic uniform [0, 1).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+pub(super) struct Scenario {
+    pub skew_ppm: f64,
+    pub seconds: u64,
+    pub latency_ms: u64,
+    pub loss: f64,
+    pub jitter_ms: f64,
+    pub seed: u64,
+    pub mode: DriftMode,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Report {
+    /// Time from which the true delay stayed within ±5 ms of the target (s).
+    pub settled_s: f64,
+    /// Largest |true delay − target| after 20 s (ms).
+    pub max_err_after_20s_ms: f64,
+    /// Largest |loop's measured delay − true delay| after 20 s (ms).
+    pub max_loop_vs_true_ms: f64,
+    pub max_queued_packets: usize,
+    pub max_queued_ms: f64,
+    pub late: u64,
+    pub lost: u64,
+    pub sent_lost: u64,
+    pub resyncs: u64,
+    pub concealed_frames: u64,
+    pub last_skew_ppm: f64,
+    /// The delay held: the latency plus the anchoring packet's lateness (ms).
+    pub target_ms: f64,
+    pub ticks: u64,
+    /// True delay − target (ms) at 1, 5, 10, 20, 60 s and at the end.
+    pub samples: Vec<(u64, f64)>,
+}
+
+fn payload(first: i64) -> Vec<u8> {
+    (first..first + PACKET)
+        .flat_map(|n| {
+            let x = (std::f64::consts::TAU * 440.0 * n as f64 / f64::from(RATE)).sin();
+            ((x * 8000.0) as i16).to_be_bytes()
+        })
+        .collect()
+}
+
+/// Runs the scenario; checks the cadence of every chunk on the way.
+pub(super) fn run(s: &Scenario) -> Report {
+    let dec = PayloadDecoder::new(Encoding::L16, RATE, 1, 10).unwrap();
+    let latency = s.latency_ms * MS;
+    let mut p = RtpPlayout::new(dec, latency);
+    p.set_drift_mode(s.mode);
+    let mut rng = Lcg(s.seed);
+    let period_ns = PACKET as f64 * 1e9 / f64::from(RATE) / (1.0 + s.skew_ppm * 1e-6);
+    // Sender time of media timestamp `ts`, the fastest possible arrival.
+    let fast = |ts: f64| ts / f64::from(PACKET) * period_ns + BASE_NS as f64;
+    let mut heap: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
+    let mut next_k = 0i64;
+    let mut rep = Report::default();
+    let end_ns = s.seconds * 1_000_000_000;
+    let mut buf = Vec::new();
+    let mut next_pts: Option<u64> = None;
+    let mut bad_since: Option<u64> = Some(0);
+    let mut settled_at = None;
+    let mut sample_at = [1u64, 5, 10, 20, 60].into_iter().peekable();
+    let mut now = 0u64;
+    loop {
+        // Everything sent up to 200 ms past now goes into the network.
+        while (next_k as f64 * period_ns) < (now + 200 * MS) as f64 {
+            let sent = next_k as f64 * period_ns;
+            if rng.next_f64() < s.loss {
+                rep.sent_lost += 1;
+            } else {
+                let arrival = sent + BASE_NS as f64 + rng.next_f64() * s.jitter_ms * 1e6;
+                heap.push(Reverse((arrival as u64, next_k)));
+            }
+            next_k += 1;
+        }
+        let deadline = p.next_deadline().unwrap_or(u64::MAX);
+        let Some(&Reverse((arrival, k))) = heap.peek() else {
+            unreachable!("the sender never stops");
+        };
+        if arrival <= deadline {
+            heap.pop();
+            let h = Header {
+                seq: k as u16,
+                ts: (k * PACKET) as u32,
+                ssrc: SSRC,
+                pt: 96,
+                marker: k == 0,
+            };
+            p.push(arrival, h, &payload(k * PACKET));
+            now = now.max(arrival);
+            let q = p.queued_packets();
+            rep.max_queued_packets = rep.max_queued_packets.max(q);
+            continue;
+        }
+        if deadline > end_ns {
+            break;
+        }
+        now = deadline;
+        // The media position this chunk starts at, on the sender's clock.
+        let read = p.media_read_pos();
+        let c = p.pop(&mut buf);
+        rep.ticks += 1;
+        assert_eq!(c.frames, 80, "chunk {}", rep.ticks);
+        assert_eq!(buf.len(), 80);
+        if let Some(n) = next_pts {
+            assert_eq!(c.pts, n, "contiguous pts at chunk {}", rep.ticks);
+        }
+        next_pts = Some(c.pts + c.duration);
+        rep.max_queued_ms = rep
+            .max_queued_ms
+            .max(p.queued_frames() as f64 * 1000.0 / f64::from(RATE));
+        if p.played_seq.is_none() {
+            continue;
+        }
+        let ts = p.anchor_ts as f64 + (read - p.anchor_pos as f64);
+        let target_ms = p.drift_stats().target_delay_ns / 1e6;
+        rep.target_ms = target_ms;
+        let err_ms = (deadline as f64 - fast(ts)) / 1e6 - target_ms;
+        let t = deadline - p.origin.unwrap_or(0) as u64;
+        if let Some(&at) = sample_at.peek()
+            && t >= at * 1_000_000_000
+        {
+            rep.samples.push((at, err_ms));
+            sample_at.next();
+        }
+        if err_ms.abs() > 5.0 {
+            bad_since = Some(t);
+            settled_at = None;
+        } else if settled_at.is_none() {
+            settled_at = Some(t);
+        }
+        if t >= 20_000_000_000 {
+            rep.max_err_after_20s_ms = rep.max_err_after_20s_ms.max(err_ms.abs());
+            let loop_ms = p.drift_stats().measured_delay_ns / 1e6 - target_ms;
+            rep.max_loop_vs_true_ms = rep.max_loop_vs_true_ms.max((loop_ms - err_ms).abs());
+        }
+    }
+    let _ = bad_since;
+    rep.settled_s = settled_at.map_or(f64::INFINITY, |t| t as f64 / 1e9);
+    if let Some(&(_, e)) = rep.samples.last() {
+        let _ = e;
+    }
+    let st = p.stats();
+    rep.samples.push((s.seconds, {
+        let read = p.media_read_pos();
+        let ts = p.anchor_ts as f64 + (read - p.anchor_pos as f64);
+        (p.next_deadline().unwrap() as f64 - fast(ts)) / 1e6 - rep.target_ms
+    }));
+    rep.late = st.late;
+    rep.lost = st.lost;
+    rep.resyncs = st.resyncs;
+    rep.concealed_frames = st.concealed_frames;
+    rep.last_skew_ppm = p.drift_stats().skew_ppm.unwrap_or(f64::NAN);
+    let l = p.ledger();
+    assert_eq!(l.unaccounted(), 0, "{l:?}");
+    rep
+}
+
+/// The checks every fixed-mode scenario must pass.
+#[track_caller]
+fn check(s: &Scenario, r: &Report) {
+    eprintln!(
+        "{:+} ppm {} s: target {:.1} ms, settled {:.2} s, max |err| after 20 s {:.2} ms, loop vs true {:.2} ms, \
+         queue {} packets / {:.1} ms, late {}, lost {} (sent lost {}), resyncs {}, skew est \
+         {:.1} ppm, samples {:?}",
+        s.skew_ppm,
+        s.seconds,
+        r.target_ms,
+        r.settled_s,
+        r.max_err_after_20s_ms,
+        r.max_loop_vs_true_ms,
+        r.max_queued_packets,
+        r.max_queued_ms,
+        r.late,
+        r.lost,
+        r.sent_lost,
+        r.resyncs,
+        r.last_skew_ppm,
+        r.samples
+    );
+    let latency = s.latency_ms as f64;
+    assert!(
+        (latency..=latency + s.jitter_ms).contains(&r.target_ms),
+        "{}",
+        r.target_ms
+    );
+    assert!(r.settled_s <= 20.0, "settled at {} s", r.settled_s);
+    assert!(r.max_err_after_20s_ms <= 5.0, "{}", r.max_err_after_20s_ms);
+    assert_eq!(r.resyncs, 0);
+    assert_eq!(r.late, 0, "no underrun: nothing arrived after it was needed");
+    // Concealment only where packets were really lost (the last ones may still be in flight).
+    assert!(r.lost <= r.sent_lost && r.lost + 10 >= r.sent_lost, "{r:?}");
+    assert!(r.concealed_frames <= r.lost * PACKET as u64, "{r:?}");
+    // The queue never holds more than the latency plus the jitter's worth.
+    let bound_ms = (s.latency_ms as f64 + s.jitter_ms) * 1.2;
+    assert!(r.max_queued_ms <= bound_ms, "{} > {bound_ms}", r.max_queued_ms);
+    assert!((r.last_skew_ppm - s.skew_ppm).abs() < 50.0, "{}", r.last_skew_ppm);
+}
+
+fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
+    Scenario {
+        skew_ppm,
+        seconds,
+        latency_ms: 60,
+        loss: 0.05,
+        jitter_ms: 30.0,
+        seed,
+        mode: DriftMode::Fixed,
+    }
+}
+
+#[test]
+fn plus_and_minus_100_and_1000_ppm_hold_the_delay_for_an_hour() {
+    for (i, ppm) in [100.0, -100.0, 1000.0, -1000.0].into_iter().enumerate() {
+        let s = scenario(ppm, 3600, 11 + i as u64);
+        let r = run(&s);
+        check(&s, &r);
+    }
+}
+
+#[test]
+fn without_compensation_the_queue_drifts() {
+    // The same +1000 ppm sender with mode off: within a minute the delay has grown by tens of
+    // ms (the queue fills at 1 ms/s) and, before long, the buffer resyncs.
+    let mut s = scenario(1000.0, 120, 3);
+    s.mode = DriftMode::Off;
+    let r = run(&s);
+    eprintln!("off: {r:?}");
+    assert!(r.resyncs > 0 || r.max_err_after_20s_ms > 50.0, "{r:?}");
+}
