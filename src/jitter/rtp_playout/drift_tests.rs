@@ -60,6 +60,8 @@ pub(super) struct Report {
     /// The delay held: the latency plus the anchoring packet's lateness (ms).
     pub target_ms: f64,
     pub ticks: u64,
+    /// The resampler was in the path at the end.
+    pub resampling: bool,
     /// True delay − target (ms) at 1, 5, 10, 20, 60 s and at the end.
     pub samples: Vec<(u64, f64)>,
 }
@@ -82,14 +84,13 @@ pub(super) fn run(s: &Scenario) -> Report {
     let mut rng = Lcg(s.seed);
     let period_ns = PACKET as f64 * 1e9 / f64::from(RATE) / (1.0 + s.skew_ppm * 1e-6);
     // Sender time of media timestamp `ts`, the fastest possible arrival.
-    let fast = |ts: f64| ts / f64::from(PACKET) * period_ns + BASE_NS as f64;
+    let fast = |ts: f64| ts / PACKET as f64 * period_ns + BASE_NS as f64;
     let mut heap: BinaryHeap<Reverse<(u64, i64)>> = BinaryHeap::new();
     let mut next_k = 0i64;
     let mut rep = Report::default();
     let end_ns = s.seconds * 1_000_000_000;
     let mut buf = Vec::new();
     let mut next_pts: Option<u64> = None;
-    let mut bad_since: Option<u64> = Some(0);
     let mut settled_at = None;
     let mut sample_at = [1u64, 5, 10, 20, 60].into_iter().peekable();
     let mut now = 0u64;
@@ -156,7 +157,6 @@ pub(super) fn run(s: &Scenario) -> Report {
             sample_at.next();
         }
         if err_ms.abs() > 5.0 {
-            bad_since = Some(t);
             settled_at = None;
         } else if settled_at.is_none() {
             settled_at = Some(t);
@@ -167,11 +167,7 @@ pub(super) fn run(s: &Scenario) -> Report {
             rep.max_loop_vs_true_ms = rep.max_loop_vs_true_ms.max((loop_ms - err_ms).abs());
         }
     }
-    let _ = bad_since;
     rep.settled_s = settled_at.map_or(f64::INFINITY, |t| t as f64 / 1e9);
-    if let Some(&(_, e)) = rep.samples.last() {
-        let _ = e;
-    }
     let st = p.stats();
     rep.samples.push((s.seconds, {
         let read = p.media_read_pos();
@@ -183,6 +179,7 @@ pub(super) fn run(s: &Scenario) -> Report {
     rep.resyncs = st.resyncs;
     rep.concealed_frames = st.concealed_frames;
     rep.last_skew_ppm = p.drift_stats().skew_ppm.unwrap_or(f64::NAN);
+    rep.resampling = p.drift_stats().resampling;
     let l = p.ledger();
     assert_eq!(l.unaccounted(), 0, "{l:?}");
     rep
@@ -223,8 +220,10 @@ fn check(s: &Scenario, r: &Report) {
     // Concealment only where packets were really lost (the last ones may still be in flight).
     assert!(r.lost <= r.sent_lost && r.lost + 10 >= r.sent_lost, "{r:?}");
     assert!(r.concealed_frames <= r.lost * PACKET as u64, "{r:?}");
-    // The queue never holds more than the latency plus the jitter's worth.
-    let bound_ms = (s.latency_ms as f64 + s.jitter_ms) * 1.2;
+    // The queue never holds more than the target delay, the jitter and a packet, plus the
+    // pull-in excursion of a large skew (up to ~40 ms at 2.5 %).
+    let pull_in_ms = if s.skew_ppm.abs() > 5000.0 { 40.0 } else { 5.0 };
+    let bound_ms = r.target_ms + s.jitter_ms + 20.0 + pull_in_ms;
     assert!(r.max_queued_ms <= bound_ms, "{} > {bound_ms}", r.max_queued_ms);
     assert!((r.last_skew_ppm - s.skew_ppm).abs() < 50.0, "{}", r.last_skew_ppm);
 }
@@ -241,22 +240,66 @@ fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
     }
 }
 
+const DAY: u64 = 24 * 3600;
+
+// 24 hours of simulated time each (8.64 M chunks, ~1–5 min of wall time with the optimised
+// dev profile): one test per skew so they run in parallel.
+
 #[test]
-fn plus_and_minus_100_and_1000_ppm_hold_the_delay_for_an_hour() {
-    for (i, ppm) in [100.0, -100.0, 1000.0, -1000.0].into_iter().enumerate() {
-        let s = scenario(ppm, 3600, 11 + i as u64);
-        let r = run(&s);
-        check(&s, &r);
+fn plus_100_ppm_for_24_hours() {
+    let s = scenario(100.0, DAY, 11);
+    check(&s, &run(&s));
+}
+
+#[test]
+fn minus_100_ppm_for_24_hours() {
+    let s = scenario(-100.0, DAY, 12);
+    check(&s, &run(&s));
+}
+
+#[test]
+fn plus_1000_ppm_for_24_hours() {
+    let s = scenario(1000.0, DAY, 13);
+    check(&s, &run(&s));
+}
+
+#[test]
+fn minus_1000_ppm_for_24_hours() {
+    let s = scenario(-1000.0, DAY, 14);
+    check(&s, &run(&s));
+}
+
+#[test]
+fn plus_minus_two_and_a_half_percent_for_10_minutes() {
+    // The pull-in swings the delay by up to ~40 ms in the first 10 s (see docs/drift.md), so
+    // the latency has room for that on top of the 30 ms jitter: nothing runs dry or late.
+    for (ppm, seed) in [(25_000.0, 21), (-25_000.0, 22)] {
+        let mut s = scenario(ppm, 600, seed);
+        s.latency_ms = 100;
+        check(&s, &run(&s));
     }
 }
 
 #[test]
 fn without_compensation_the_queue_drifts() {
-    // The same +1000 ppm sender with mode off: within a minute the delay has grown by tens of
-    // ms (the queue fills at 1 ms/s) and, before long, the buffer resyncs.
-    let mut s = scenario(1000.0, 120, 3);
+    // The same +1000 ppm sender with mode off: the delay shrinks by 1 ms/s (the queue fills
+    // with audio that plays later and later) until the buffer resyncs.
+    let mut s = scenario(1000.0, 300, 3);
     s.mode = DriftMode::Off;
     let r = run(&s);
     eprintln!("off: {r:?}");
-    assert!(r.resyncs > 0 || r.max_err_after_20s_ms > 50.0, "{r:?}");
+    assert!(r.resyncs > 0, "{r:?}");
+    assert!(r.max_err_after_20s_ms > 30.0, "{r:?}");
+}
+
+#[test]
+fn skew_free_input_is_not_resampled() {
+    // No skew, no jitter: the loop never corrects, the media is copied through.
+    let mut s = scenario(0.0, 120, 4);
+    s.jitter_ms = 0.0;
+    s.loss = 0.0;
+    let r = run(&s);
+    assert!(!r.resampling, "{r:?}");
+    assert!(r.max_err_after_20s_ms < 0.1, "{r:?}");
+    assert_eq!(r.late + r.lost + r.resyncs, 0);
 }

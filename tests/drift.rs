@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Clock drift through the element (`mode=fixed`, the default): a simulated RTP L16 sender
+//! whose clock runs fast or slow by 100 ppm to 2.5 %, with 5 % loss and 30 ms of uniform
+//! jitter, driven with `gst_check::Harness` and its test clock. Every output buffer is checked
+//! for its exact size, offset and PTS; the stats say the delay the drift loop holds.
+//!
+//! The 24-hour runs are at the level of the RTP playout (`src/jitter/rtp_playout/
+//! drift_tests.rs`, where the true delay is measured against the sender's clock); here each
+//! skew runs for an hour through the whole element.
+
+mod common;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use common::*;
+use gst::glib;
+use gst::prelude::*;
+use gst_check::Harness;
+use rtp_types::RtpPacketBuilder;
+
+const SSRC: u32 = 0x0d71_f700;
+const RATE: u64 = 8000;
+const PACKET: i64 = 160;
+const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
+/// Fastest path through the network.
+const BASE: u64 = 5 * MS;
+
+fn rtp_packet(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(96)
+        .sequence_number(seq)
+        .timestamp(ts)
+        .ssrc(SSRC)
+        .payload(payload)
+        .write_vec()
+        .unwrap()
+}
+
+/// A 440 Hz tone, 20 ms per packet.
+fn payload(first: i64) -> Vec<u8> {
+    (first..first + PACKET)
+        .flat_map(|n| {
+            let x = (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
+            ((x * 8000.0) as i16).to_be_bytes()
+        })
+        .collect()
+}
+
+/// The sender and the network: packets in arrival order, generated as they are needed.
+struct Sender {
+    rng: Lcg,
+    /// Nanoseconds between packets on the receiver's clock.
+    period: f64,
+    loss: f64,
+    jitter: f64,
+    next: i64,
+    heap: BinaryHeap<Reverse<(u64, i64)>>,
+    lost: u64,
+}
+
+impl Sender {
+    fn new(skew_ppm: f64, loss: f64, jitter_ms: f64, seed: u64) -> Self {
+        Self {
+            rng: Lcg(seed),
+            period: PACKET as f64 * 1e9 / RATE as f64 / (1.0 + skew_ppm * 1e-6),
+            loss,
+            jitter: jitter_ms * 1e6,
+            next: 0,
+            heap: BinaryHeap::new(),
+            lost: 0,
+        }
+    }
+}
+
+impl Iterator for Sender {
+    type Item = (u64, Vec<u8>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Keep 200 ms of sending ahead of the earliest arrival, so the order is final.
+        loop {
+            let horizon = self.heap.peek().map_or(0, |r| r.0.0) + 200 * MS;
+            if self.next as f64 * self.period > horizon as f64 && !self.heap.is_empty() {
+                break;
+            }
+            let k = self.next;
+            self.next += 1;
+            let sent = k as f64 * self.period;
+            // The first packet comes on the fastest path (it starts the stream).
+            if k > 0 && self.rng.next_f64() < self.loss {
+                self.lost += 1;
+                continue;
+            }
+            let jitter = if k == 0 {
+                0.0
+            } else {
+                self.rng.next_f64() * self.jitter
+            };
+            self.heap
+                .push(Reverse(((sent + BASE as f64 + jitter) as u64, k)));
+        }
+        let Reverse((arrival, k)) = self.heap.pop()?;
+        let p = rtp_packet(k as u16, (k * PACKET) as u32, &payload(k * PACKET));
+        Some((arrival, p))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    /// From when the measured delay stayed within ±5 ms of the target (s).
+    settled_s: f64,
+    max_err_after_20s_ms: f64,
+    max_queued_packets: u64,
+    max_queued_ms: f64,
+    target_ms: f64,
+    drift_ppm: f64,
+    /// (s, measured − target in ms) at 0.5, 1, 2, 3, 5, 10, 20, 30, 60 s and at the end.
+    samples: Vec<(f64, f64)>,
+}
+
+fn f(h: &Harness, name: &str) -> f64 {
+    stats(h)
+        .get::<f64>(name)
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Runs `seconds` of a sender off by `skew_ppm` through the element at `latency_ms`, in steps
+/// of 100 ms so the stats can be read along the way; checks every buffer's size, offset and
+/// PTS, that nothing resyncs or comes late, that concealment is only for lost packets, and
+/// the ledger.
+fn run_checked(skew_ppm: f64, seconds: u64, latency_ms: u32, seed: u64) -> Report {
+    let mut h = harness(L16_CAPS, latency_ms);
+    let latency = u64::from(latency_ms) * MS;
+    let mut sender = Sender::new(skew_ppm, 0.05, 30.0, seed);
+    let mut pending = sender.next();
+    let origin = pending.as_ref().unwrap().0;
+    let mut rep = Report::default();
+    let mut settled_at: Option<f64> = None;
+    let mut marks = [0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0]
+        .into_iter()
+        .peekable();
+    let n_out = seconds * 100;
+    for j in 0..n_out {
+        let deadline = origin + latency + j * 10 * MS;
+        while let Some((arrival, _)) = pending.as_ref() {
+            if *arrival > deadline {
+                break;
+            }
+            let (arrival, data) = pending.take().unwrap();
+            h.push(buffer(arrival, data)).expect("push");
+            pending = sender.next();
+        }
+        h.crank_single_clock_wait().expect("crank");
+        let out = h.pull().expect("output buffer");
+        assert_chunk(&out, j, RATE, origin, 2);
+        if j % 10 != 9 {
+            continue;
+        }
+        let t = (j + 1) as f64 / 100.0;
+        let s = stats(&h);
+        let measured = s.get::<f64>("measured-delay-ms").unwrap();
+        let target = s.get::<f64>("target-delay-ms").unwrap();
+        let err = measured - target;
+        rep.target_ms = target;
+        if let Some(&m) = marks.peek()
+            && t >= m
+        {
+            rep.samples.push((m, err));
+            marks.next();
+        }
+        if err.abs() > 5.0 {
+            settled_at = None;
+        } else if settled_at.is_none() {
+            settled_at = Some(t);
+        }
+        if t >= 20.0 {
+            rep.max_err_after_20s_ms = rep.max_err_after_20s_ms.max(err.abs());
+        }
+        rep.max_queued_packets = rep
+            .max_queued_packets
+            .max(s.get::<u64>("queued-packets").unwrap());
+        rep.max_queued_ms = rep.max_queued_ms.max(s.get::<f64>("queued-ms").unwrap());
+        assert_eq!(s.get::<u64>("resyncs").unwrap(), 0, "resync at {t} s: {s}");
+        assert_eq!(s.get::<u64>("late").unwrap(), 0, "late at {t} s: {s}");
+        assert_eq!(s.get::<i64>("unaccounted").unwrap(), 0, "{s}");
+    }
+    let s = stats(&h);
+    rep.samples.push((
+        seconds as f64,
+        f(&h, "measured-delay-ms") - f(&h, "target-delay-ms"),
+    ));
+    rep.drift_ppm = f(&h, "drift-ppm");
+    rep.settled_s = settled_at.unwrap_or(f64::INFINITY);
+    // Concealment only for what was lost: the sender's losses (the last few may still be in
+    // flight), 20 ms each.
+    let lost = s.get::<u64>("lost").unwrap();
+    assert!(
+        lost <= sender.lost && lost + 10 >= sender.lost,
+        "lost {lost} of {}: {s}",
+        sender.lost
+    );
+    assert!(s.get::<u64>("concealed-ms").unwrap() <= lost * 20, "{s}");
+    eprintln!("{skew_ppm:+} ppm, {seconds} s at {latency_ms} ms: {rep:?}");
+    rep
+}
+
+#[track_caller]
+fn check(skew_ppm: f64, latency_ms: u32, r: &Report) {
+    let latency = f64::from(latency_ms);
+    // The delay held: the latency plus the first packet's lateness (it came on the fastest
+    // path here, so within the line's accuracy).
+    assert!((latency - 1.0..=latency + 5.0).contains(&r.target_ms), "{r:?}");
+    assert!(r.settled_s <= 20.0, "{r:?}");
+    assert!(r.max_err_after_20s_ms <= 5.0, "{r:?}");
+    assert!((r.drift_ppm - skew_ppm).abs() <= 50.0, "{r:?}");
+    // Bounded: the target, the 30 ms jitter, a packet, and a pull-in excursion.
+    let pull_in = if skew_ppm.abs() > 5000.0 { 40.0 } else { 5.0 };
+    assert!(r.max_queued_ms <= r.target_ms + 30.0 + 20.0 + pull_in, "{r:?}");
+    assert!(r.max_queued_packets <= 10, "{r:?}");
+}
+
+const HOUR: u64 = 3600;
+
+#[test]
+fn plus_100_ppm_for_an_hour() {
+    check(100.0, 60, &run_checked(100.0, HOUR, 60, 1));
+}
+
+#[test]
+fn minus_100_ppm_for_an_hour() {
+    check(-100.0, 60, &run_checked(-100.0, HOUR, 60, 2));
+}
+
+#[test]
+fn plus_1000_ppm_for_an_hour() {
+    check(1000.0, 60, &run_checked(1000.0, HOUR, 60, 3));
+}
+
+#[test]
+fn minus_1000_ppm_for_an_hour() {
+    check(-1000.0, 60, &run_checked(-1000.0, HOUR, 60, 4));
+}
+
+#[test]
+fn plus_minus_two_and_a_half_percent_for_10_minutes() {
+    // The pull-in swings the delay by up to ~40 ms in the first 10 s: latency 100 ms leaves
+    // room for that on top of the jitter, so nothing runs dry.
+    for (ppm, seed) in [(25_000.0, 5), (-25_000.0, 6)] {
+        check(ppm, 100, &run_checked(ppm, 600, 100, seed));
+    }
+}
+
+#[test]
+fn mode_off_drifts_until_a_resync_and_fixed_does_not() {
+    // +1000 ppm with mode=off: the sender's packets come earlier and earlier against the
+    // nominal playout, the queue grows by 1 ms/s until it exceeds its bound and resyncs.
+    let mut h = harness(L16_CAPS, 60);
+    h.element().unwrap().set_state(gst::State::Null).unwrap();
+    h.element().unwrap().set_property_from_str("mode", "off");
+    h.set_src_caps_str(L16_CAPS);
+    h.play();
+    let inputs = Sender::new(1000.0, 0.0, 0.0, 7);
+    drive(&mut h, 60 * MS, 300 * 100, inputs, |_, _| {});
+    let s = stats(&h);
+    assert!(s.get::<u64>("resyncs").unwrap() >= 1, "{s}");
+    assert!((s.get::<f64>("drift-ppm").unwrap() - 1000.0).abs() < 20.0, "{s}");
+    assert_eq!(s.get::<f64>("drift-ratio").unwrap(), 1.0, "{s}");
+}
+
+#[test]
+fn mode_property_defaults_to_fixed() {
+    init();
+    let e = gst::ElementFactory::make("plcjitterbuffer").build().unwrap();
+    let v = e.property_value("mode");
+    let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
+    assert_eq!(ev.nick(), "fixed");
+    e.set_property_from_str("mode", "off");
+    let v = e.property_value("mode");
+    let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
+    assert_eq!(ev.nick(), "off");
+}
