@@ -209,13 +209,19 @@ fn check(skew_ppm: f64, latency_ms: u32, r: &Report) {
     let latency = f64::from(latency_ms);
     // The delay held: the latency plus the first packet's lateness (it came on the fastest
     // path here, so within the line's accuracy).
-    assert!((latency - 1.0..=latency + 5.0).contains(&r.target_ms), "{r:?}");
+    assert!(
+        (latency - 1.0..=latency + 5.0).contains(&r.target_ms),
+        "{r:?}"
+    );
     assert!(r.settled_s <= 20.0, "{r:?}");
     assert!(r.max_err_after_20s_ms <= 5.0, "{r:?}");
     assert!((r.drift_ppm - skew_ppm).abs() <= 50.0, "{r:?}");
     // Bounded: the target, the 30 ms jitter, a packet, and a pull-in excursion.
     let pull_in = if skew_ppm.abs() > 5000.0 { 40.0 } else { 5.0 };
-    assert!(r.max_queued_ms <= r.target_ms + 30.0 + 20.0 + pull_in, "{r:?}");
+    assert!(
+        r.max_queued_ms <= r.target_ms + 30.0 + 20.0 + pull_in,
+        "{r:?}"
+    );
     assert!(r.max_queued_packets <= 10, "{r:?}");
 }
 
@@ -263,14 +269,19 @@ fn mode_off_drifts_until_a_resync_and_fixed_does_not() {
     drive(&mut h, 60 * MS, 300 * 100, inputs, |_, _| {});
     let s = stats(&h);
     assert!(s.get::<u64>("resyncs").unwrap() >= 1, "{s}");
-    assert!((s.get::<f64>("drift-ppm").unwrap() - 1000.0).abs() < 20.0, "{s}");
+    assert!(
+        (s.get::<f64>("drift-ppm").unwrap() - 1000.0).abs() < 20.0,
+        "{s}"
+    );
     assert_eq!(s.get::<f64>("drift-ratio").unwrap(), 1.0, "{s}");
 }
 
 #[test]
 fn mode_property_defaults_to_fixed() {
     init();
-    let e = gst::ElementFactory::make("plcjitterbuffer").build().unwrap();
+    let e = gst::ElementFactory::make("plcjitterbuffer")
+        .build()
+        .unwrap();
     let v = e.property_value("mode");
     let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
     assert_eq!(ev.nick(), "fixed");

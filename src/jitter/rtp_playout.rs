@@ -395,6 +395,9 @@ pub struct RtpPlayout {
     /// frame counter; with it, it runs ahead of the resampler's read position by what the
     /// resampler has queued.
     media_head: i64,
+    /// Media position just after the last received frame produced: while resampling, it may
+    /// still be in the resampler, not yet played.
+    real_end: i64,
     drift: Drift,
 }
 
@@ -440,6 +443,7 @@ impl RtpPlayout {
             run_bytes: 0,
             next_chain: 0,
             media_head: 0,
+            real_end: 0,
             drift: Drift::new(rate, channels, clamp_ns(latency_ns)),
         }
     }
@@ -463,7 +467,9 @@ impl RtpPlayout {
         };
         DriftStats {
             skew_ppm: d.lp.skew().skew_ppm(),
-            ratio: d.last.map_or(1.0, |t| if d.rs.is_some() { t.ratio } else { 1.0 }),
+            ratio: d
+                .last
+                .map_or(1.0, |t| if d.rs.is_some() { t.ratio } else { 1.0 }),
             measured_delay_ns: measured,
             target_delay_ns: target,
             resampling: d.rs.is_some(),
@@ -558,6 +564,7 @@ impl RtpPlayout {
         self.stats = Stats::default();
         self.rtp = RtpStats::default();
         self.media_head = 0;
+        self.real_end = 0;
         self.drift.reset(self.latency_ns);
     }
 
@@ -585,10 +592,12 @@ impl RtpPlayout {
         self.origin.is_some()
     }
 
-    /// Nothing received is queued or decoded ahead of the play head (concealment made ahead,
-    /// because codec PLC comes in 2.5 ms steps, does not count).
+    /// Nothing received is queued, decoded or in the resampler ahead of the play head
+    /// (concealment made ahead, because codec PLC comes in 2.5 ms steps, does not count).
     pub fn is_drained(&self) -> bool {
-        self.store.is_empty() && (self.pending.is_empty() || self.pending_kind != Kind::Real)
+        self.store.is_empty()
+            && (self.pending.is_empty() || self.pending_kind != Kind::Real)
+            && self.media_read_pos() >= self.real_end as f64
     }
 
     /// Received audio queued ahead of the play head, gaps included (frames).
@@ -742,10 +751,11 @@ impl RtpPlayout {
         }
         let origin = self.origin.unwrap_or(arrival);
         self.stats.last_wait_ns = Some(
-            origin + self.latency_ns + frames_to_ns(pos - self.media_offset(), self.rate)
-                - arrival,
+            origin + self.latency_ns + frames_to_ns(pos - self.media_offset(), self.rate) - arrival,
         );
-        self.drift.lp.on_packet(arrival.max(0) as u64, pos.max(0) as u64);
+        self.drift
+            .lp
+            .on_packet(arrival.max(0) as u64, pos.max(0) as u64);
         self.store_bytes += payload.len();
         if let Some(old) = self.store.insert(
             seq,
@@ -1188,6 +1198,7 @@ impl RtpPlayout {
                                 self.concealer.real(dst);
                             }
                             real += take;
+                            self.real_end = pos + take;
                         }
                         Kind::Concealed | Kind::Dtx => {
                             let silent = dst.iter().all(|&x| x == 0.0);

@@ -216,7 +216,10 @@ fn check(s: &Scenario, r: &Report) {
     assert!(r.settled_s <= 20.0, "settled at {} s", r.settled_s);
     assert!(r.max_err_after_20s_ms <= 5.0, "{}", r.max_err_after_20s_ms);
     assert_eq!(r.resyncs, 0);
-    assert_eq!(r.late, 0, "no underrun: nothing arrived after it was needed");
+    assert_eq!(
+        r.late, 0,
+        "no underrun: nothing arrived after it was needed"
+    );
     // Concealment only where packets were really lost (the last ones may still be in flight).
     assert!(r.lost <= r.sent_lost && r.lost + 10 >= r.sent_lost, "{r:?}");
     assert!(r.concealed_frames <= r.lost * PACKET as u64, "{r:?}");
@@ -224,8 +227,16 @@ fn check(s: &Scenario, r: &Report) {
     // pull-in excursion of a large skew (up to ~40 ms at 2.5 %).
     let pull_in_ms = if s.skew_ppm.abs() > 5000.0 { 40.0 } else { 5.0 };
     let bound_ms = r.target_ms + s.jitter_ms + 20.0 + pull_in_ms;
-    assert!(r.max_queued_ms <= bound_ms, "{} > {bound_ms}", r.max_queued_ms);
-    assert!((r.last_skew_ppm - s.skew_ppm).abs() < 50.0, "{}", r.last_skew_ppm);
+    assert!(
+        r.max_queued_ms <= bound_ms,
+        "{} > {bound_ms}",
+        r.max_queued_ms
+    );
+    assert!(
+        (r.last_skew_ppm - s.skew_ppm).abs() < 50.0,
+        "{}",
+        r.last_skew_ppm
+    );
 }
 
 fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
