@@ -62,6 +62,8 @@ pub(super) struct Report {
     pub ticks: u64,
     /// The resampler was in the path at the end.
     pub resampling: bool,
+    /// Arrival (ns) and index of the packet of the first resync.
+    pub first_resync: Option<(u64, i64)>,
     /// True delay − target (ms) at 1, 5, 10, 20, 60 s and at the end.
     pub samples: Vec<(u64, f64)>,
 }
@@ -98,10 +100,17 @@ pub(super) fn run(s: &Scenario) -> Report {
         // Everything sent up to 200 ms past now goes into the network.
         while (next_k as f64 * period_ns) < (now + 200 * MS) as f64 {
             let sent = next_k as f64 * period_ns;
-            if rng.next_f64() < s.loss {
+            // The first packet starts the stream: it is not lost and comes before the second
+            // can (but late by up to 10 ms: the delay held is the latency plus that).
+            if next_k > 0 && rng.next_f64() < s.loss {
                 rep.sent_lost += 1;
             } else {
-                let arrival = sent + BASE_NS as f64 + rng.next_f64() * s.jitter_ms * 1e6;
+                let jitter_ms = if next_k == 0 {
+                    s.jitter_ms.min(10.0)
+                } else {
+                    s.jitter_ms
+                };
+                let arrival = sent + BASE_NS as f64 + rng.next_f64() * jitter_ms * 1e6;
                 heap.push(Reverse((arrival as u64, next_k)));
             }
             next_k += 1;
@@ -117,9 +126,12 @@ pub(super) fn run(s: &Scenario) -> Report {
                 ts: (k * PACKET) as u32,
                 ssrc: SSRC,
                 pt: 96,
-                marker: k == 0,
+                marker: false,
             };
-            p.push(arrival, h, &payload(k * PACKET));
+            let o = p.push(arrival, h, &payload(k * PACKET));
+            if rep.first_resync.is_none() && matches!(o, RtpPushOutcome::Resynced { .. }) {
+                rep.first_resync = Some((arrival, k));
+            }
             now = now.max(arrival);
             let q = p.queued_packets();
             rep.max_queued_packets = rep.max_queued_packets.max(q);
@@ -209,13 +221,13 @@ fn check(s: &Scenario, r: &Report) {
     );
     let latency = s.latency_ms as f64;
     assert!(
-        (latency..=latency + s.jitter_ms).contains(&r.target_ms),
+        (latency..=latency + 10.0).contains(&r.target_ms),
         "{}",
         r.target_ms
     );
     assert!(r.settled_s <= 20.0, "settled at {} s", r.settled_s);
     assert!(r.max_err_after_20s_ms <= 5.0, "{}", r.max_err_after_20s_ms);
-    assert_eq!(r.resyncs, 0);
+    assert_eq!(r.resyncs, 0, "first at {:?}", r.first_resync);
     assert_eq!(
         r.late, 0,
         "no underrun: nothing arrived after it was needed"
