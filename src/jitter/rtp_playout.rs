@@ -149,6 +149,8 @@ struct Drift {
     history_frames: usize,
     last: Option<TickDecision>,
     feed: Vec<f32>,
+    /// Which input frame the resampler's output frame 0 is, at ratio 1 (measured once).
+    lag: Option<i64>,
 }
 
 impl fmt::Debug for Drift {
@@ -192,6 +194,7 @@ impl Drift {
             history_frames,
             last: None,
             feed: Vec::new(),
+            lag: None,
         };
         me.restart(latency_ns);
         me
@@ -1107,14 +1110,21 @@ impl RtpPlayout {
         let ch = self.channels;
         let mut rs = DriftResampler::new(ch, self.drift.max_chunk, self.drift.interpolation);
         debug_assert_eq!(rs.lookahead_frames(), self.drift.lookahead);
+        let lag = *self
+            .drift
+            .lag
+            .get_or_insert_with(|| resampler_lag(self.drift.interpolation));
         let hist: Vec<f32> = self.drift.history.drain(..).collect();
-        let h = hist.len() / ch;
+        let h = (hist.len() / ch) as i64;
         rs.push(&hist);
-        self.drift.base = self.media_head - h as i64;
+        // Output frame k is input frame k + lag: discarding h - lag frames leaves the next
+        // output at the bypass's next frame.
+        self.drift.base = self.media_head - h + lag;
+        let discard_frames = (h - lag).max(0) as usize;
         let mut feed = std::mem::take(&mut self.drift.feed);
-        if h > 0 {
-            self.feed_resampler(&mut rs, h, &mut feed);
-            let mut discard = vec![0.0f32; h * ch];
+        if discard_frames > 0 {
+            self.feed_resampler(&mut rs, discard_frames, &mut feed);
+            let mut discard = vec![0.0f32; discard_frames * ch];
             // Cannot fail: fed above.
             let _ = rs.pull(&mut discard);
         }
@@ -1402,6 +1412,20 @@ impl RtpPlayout {
         self.pending_pos = pos;
         self.pending_kind = kind;
     }
+}
+
+/// Which input frame the resampler's output frame 0 is at ratio 1 (its priming leaves it a
+/// frame or so off), measured on a ramp: within the filter's reach of the edges a windowed
+/// sinc reproduces a straight line.
+fn resampler_lag(interpolation: Interpolation) -> i64 {
+    let mut rs = DriftResampler::new(1, 256, interpolation);
+    let ramp: Vec<f32> = (0..1024).map(|n| n as f32).collect();
+    rs.push(&ramp);
+    let mut out = vec![0.0f32; 256];
+    if rs.pull(&mut out).is_err() {
+        return 0;
+    }
+    (f64::from(out[200]) - 200.0).round() as i64
 }
 
 /// RFC 3550 Appendix A.1-style unwrapping of a `bits`-wide counter `value` to the extended value

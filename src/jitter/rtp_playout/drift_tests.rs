@@ -39,6 +39,8 @@ pub(super) struct Scenario {
     pub jitter_ms: f64,
     pub seed: u64,
     pub mode: DriftMode,
+    /// Output chunks kept in the report.
+    pub keep_chunks: usize,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +66,10 @@ pub(super) struct Report {
     pub resampling: bool,
     /// Arrival (ns) and index of the packet of the first resync.
     pub first_resync: Option<(u64, i64)>,
+    /// The first `keep_chunks` chunks of output.
+    pub out: Vec<f32>,
+    /// Chunk at which the resampler took over.
+    pub engaged_at: Option<u64>,
     /// True delay − target (ms) at 1, 5, 10, 20, 60 s and at the end.
     pub samples: Vec<(u64, f64)>,
 }
@@ -145,6 +151,12 @@ pub(super) fn run(s: &Scenario) -> Report {
         let read = p.media_read_pos();
         let c = p.pop(&mut buf);
         rep.ticks += 1;
+        if (rep.ticks as usize) <= s.keep_chunks {
+            rep.out.extend_from_slice(&buf);
+        }
+        if rep.engaged_at.is_none() && p.drift_stats().resampling {
+            rep.engaged_at = Some(rep.ticks - 1);
+        }
         assert_eq!(c.frames, 80, "chunk {}", rep.ticks);
         assert_eq!(buf.len(), 80);
         if let Some(n) = next_pts {
@@ -260,6 +272,7 @@ fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
         jitter_ms: 30.0,
         seed,
         mode: DriftMode::Fixed,
+        keep_chunks: 0,
     }
 }
 
@@ -313,6 +326,55 @@ fn without_compensation_the_queue_drifts() {
     eprintln!("off: {r:?}");
     assert!(r.resyncs > 0, "{r:?}");
     assert!(r.max_err_after_20s_ms > 30.0, "{r:?}");
+}
+
+#[test]
+fn the_resampler_takes_over_and_corrects_without_a_click() {
+    // A clean 440 Hz tone from a sender 1000 ppm fast: bypassed at first, then resampled at a
+    // changing ratio. Neither the switch nor the ramps may bend the waveform: its second
+    // difference never exceeds the sine's (plus the 16-bit rounding).
+    let mut s = scenario(1000.0, 20, 8);
+    s.loss = 0.0;
+    s.jitter_ms = 0.0;
+    s.keep_chunks = 2000;
+    let r = run(&s);
+    let at = r.engaged_at.expect("the resampler took over") as usize;
+    // (Within a few chunks: 40 µs of delay error is already 20 ppm of proportional term.)
+    assert!((1..200).contains(&at), "engaged at chunk {at}");
+    let amp = 8000.0 / 32768.0;
+    let w = std::f64::consts::TAU * 440.0 * 1.002 / f64::from(RATE);
+    let bound = amp * w * w * 1.02 + 4.0 / 32768.0;
+    let worst = r
+        .out
+        .windows(3)
+        .map(|x| (f64::from(x[2]) - 2.0 * f64::from(x[1]) + f64::from(x[0])).abs())
+        .fold(0.0, f64::max);
+    assert!(worst <= bound, "{worst} > {bound}");
+    // And the level holds across the switch (no dip from a misaligned history).
+    let peak = |c: usize| {
+        r.out[c.saturating_sub(5) * 80..(c + 5) * 80]
+            .iter()
+            .fold(0.0f32, |m, x| m.max(x.abs()))
+    };
+    assert!((peak(at) - amp as f32).abs() < 0.01 * amp as f32, "{}", peak(at));
+    assert!(r.max_err_after_20s_ms <= 5.0, "{}", r.max_err_after_20s_ms);
+    assert_eq!(r.resyncs + r.late + r.lost, 0);
+}
+
+#[test]
+fn resampler_lag_is_a_whole_frame_or_two() {
+    // The take-over relies on it: a fractional lag would be a seam.
+    for len in [64, 128] {
+        let mut rs = DriftResampler::new(1, 256, Interpolation::Sinc { len });
+        let ramp: Vec<f32> = (0..1024).map(|n| n as f32).collect();
+        rs.push(&ramp);
+        let mut out = vec![0.0f32; 256];
+        rs.pull(&mut out).unwrap();
+        let lag = f64::from(out[200]) - 200.0;
+        assert!((lag - lag.round()).abs() < 0.01, "sinc {len}: {lag}");
+        assert!(lag.abs() <= 2.0, "sinc {len}: {lag}");
+        assert_eq!(resampler_lag(Interpolation::Sinc { len }), lag.round() as i64);
+    }
 }
 
 #[test]
