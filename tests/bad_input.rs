@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{Lcg, MS, assert_chunk, s16};
+use common::{Lcg, MS, OwnBus, assert_chunk, s16};
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
@@ -245,7 +245,7 @@ fn assert_within_caps(element: &gst::Element) {
 /// `plcjitterbuffer` in a harness with its own bus; output starts with the first input.
 struct Jb {
     h: Harness,
-    bus: gst::Bus,
+    bus: OwnBus,
     name: String,
 }
 
@@ -293,8 +293,7 @@ fn jb_with(caps: &str, latency_ms: u32, setup: impl FnOnce(&gst::Element)) -> Jb
         .build()
         .unwrap();
     setup(&element);
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.set_src_caps_str(caps);
     h.play();
@@ -2175,8 +2174,7 @@ fn caps_error(caps: &str) -> String {
     let element = gst::ElementFactory::make("plcjitterbuffer")
         .build()
         .unwrap();
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.play();
     let pad = h.srcpad().unwrap();

@@ -95,10 +95,9 @@ fn l16_packet(k: i64, seq0: u16, ts0: u32, ssrc: u32) -> Vec<u8> {
 }
 
 /// A harness whose element posts on a bus the test can read.
-fn harness_with_bus(caps: &str, latency_ms: u32) -> (Harness, gst::Bus) {
+fn harness_with_bus(caps: &str, latency_ms: u32) -> (Harness, OwnBus) {
     let h = harness(caps, latency_ms);
-    let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
+    let bus = OwnBus::on(&h.element().unwrap());
     (h, bus)
 }
 

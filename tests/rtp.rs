@@ -567,8 +567,7 @@ fn caps_without_clock_rate_are_refused_with_a_clear_error() {
     init();
     let mut h = Harness::new("plcjitterbuffer");
     h.play();
-    let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
+    let bus = OwnBus::on(&h.element().unwrap());
     let pad = h.srcpad().unwrap();
     pad.push_event(gst::event::StreamStart::new("s"));
     // (Sticky events are stored even when refused: the refusal shows as the error.)
