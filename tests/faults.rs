@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x5eed_f00d;
 const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
@@ -29,17 +28,6 @@ fn real_time() -> MutexGuard<'static, ()> {
     static REAL_TIME: Mutex<()> = Mutex::new(());
     init();
     REAL_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rtp(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(96)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
 }
 
 /// Reference sample `n` (distinct, never 0).
@@ -86,10 +74,11 @@ fn find_from(out: &[i16], n: i64, from: usize) -> Option<usize> {
 
 /// Packet `k` of a 20 ms L16 stream at 8 kHz (seq `k + seq0`, ts `160 k + ts0`).
 fn l16_packet(k: i64, seq0: u16, ts0: u32, ssrc: u32) -> Vec<u8> {
-    rtp(
+    rtp_packet(
         seq0.wrapping_add(k as u16),
         ts0.wrapping_add((k * 160) as u32),
         ssrc,
+        96,
         &l16(k * 160, 160),
     )
 }
@@ -187,10 +176,11 @@ fn flush_restarts_an_rtp_stream_as_new() {
     let inputs = (0..50i64).map(|k| {
         (
             origin + k as u64 * 20 * MS,
-            rtp(
+            rtp_packet(
                 130u16.wrapping_add(k as u16),
                 1000 + 40_000 + (k * 160) as u32,
                 SSRC,
+                96,
                 &l16(1_000 + k * 160, 160),
             ),
         )
@@ -342,7 +332,10 @@ fn sender_restarts_resync_within_five_packets() {
                     new_ssrc.unwrap_or(SSRC),
                 )
             };
-            (k as u64 * 20 * MS, rtp(seq, ts, ssrc, &l16(k * 160, 160)))
+            (
+                k as u64 * 20 * MS,
+                rtp_packet(seq, ts, ssrc, 96, &l16(k * 160, 160)),
+            )
         });
         let mut out = Vec::new();
         drive(&mut h, 40 * MS, 320, inputs, |j, buf| {

@@ -8,20 +8,8 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x0bad_cafe;
-
-fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(pt)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
-}
 
 /// Reference L16 sample `n` of channel `c` (distinct, never 0).
 fn sample(n: i64, c: usize) -> i16 {

@@ -153,3 +153,15 @@ impl Drop for OwnBus {
         self.element.set_bus(None);
     }
 }
+
+/// An RTP packet (version 2, no padding, extension or CSRC).
+pub fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
+    rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(pt)
+        .sequence_number(seq)
+        .timestamp(ts)
+        .ssrc(ssrc)
+        .payload(payload)
+        .write_vec()
+        .expect("a valid RTP packet")
+}
