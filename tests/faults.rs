@@ -796,3 +796,120 @@ fn icmp_port_unreachable_does_not_stop_the_source() {
     assert_eq!(pipeline.current_state(), gst::State::Playing);
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// Four threads at once for 10 s on one `appsrc ! plcjitterbuffer ! fakesink` pipeline: one
+/// pushes audio, one changes state at random, one sets properties and reads stats, one flushes
+/// the jitter buffer's input. No deadlock (a watchdog aborts after 2 minutes), no error, and the
+/// pipeline still plays afterwards.
+#[test]
+fn stress_threads_push_state_property_flush_for_10_s() {
+    let _rt = real_time();
+    let pipeline = launch(
+        "appsrc name=src is-live=true do-timestamp=true format=time \
+           caps=audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved \
+         ! plcjitterbuffer name=jb latency=30 ! fakesink name=sink sync=true",
+    );
+    let src: gst_app::AppSrc = pipeline.by_name("src").unwrap().downcast().unwrap();
+    let jb = pipeline.by_name("jb").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if start.elapsed() > Duration::from_secs(120) {
+                    eprintln!("stress test deadlocked");
+                    std::process::abort();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Vec<Arc<AtomicU64>> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let spawn = |i: usize, f: Box<dyn Fn(&mut Lcg) + Send>| {
+        let (stop, count) = (stop.clone(), counts[i].clone());
+        std::thread::spawn(move || {
+            let mut rng = Lcg(100 + i as u64);
+            while !stop.load(Ordering::Relaxed) {
+                f(&mut rng);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let threads = vec![
+        spawn(
+            0,
+            Box::new(move |_| {
+                // Errors while flushing or not PLAYING are expected.
+                let _ = src.push_buffer(gst::Buffer::from_mut_slice(tone(0, 80)));
+                std::thread::sleep(Duration::from_millis(2));
+            }),
+        ),
+        {
+            let p = pipeline.clone();
+            spawn(
+                1,
+                Box::new(move |rng| {
+                    let s = [gst::State::Playing, gst::State::Paused, gst::State::Ready]
+                        [(rng.next_f64() * 3.0) as usize];
+                    let _ = p.set_state(s);
+                    let _ = p.state(gst::ClockTime::from_seconds(10));
+                    std::thread::sleep(Duration::from_millis(20));
+                }),
+            )
+        },
+        {
+            let jb = jb.clone();
+            spawn(
+                2,
+                Box::new(move |rng| {
+                    jb.set_property("latency", 10 + (rng.next_f64() * 100.0) as u32);
+                    jb.set_property("max-packets", 1 + (rng.next_f64() * 50.0) as u32);
+                    jb.set_property("stats-interval", (rng.next_f64() * 50.0) as u32);
+                    let _ = jb.property::<gst::Structure>("stats");
+                    std::thread::sleep(Duration::from_millis(1));
+                }),
+            )
+        },
+        {
+            let pad = jb.static_pad("sink").unwrap();
+            spawn(
+                3,
+                Box::new(move |_| {
+                    // As an upstream seek would: FLUSH_START, then, holding the stream lock so
+                    // no buffer slips in between, FLUSH_STOP and a new segment.
+                    pad.send_event(gst::event::FlushStart::new());
+                    {
+                        let _stream = pad.stream_lock();
+                        pad.send_event(gst::event::FlushStop::new(true));
+                        pad.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                            gst::ClockTime,
+                        >::new()));
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                }),
+            )
+        },
+    ];
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let bus = pipeline.bus().unwrap();
+    if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        panic!("{m:?}");
+    }
+    for (i, c) in counts.iter().enumerate() {
+        assert!(c.load(Ordering::Relaxed) > 10, "thread {i} barely ran");
+    }
+    // It still reaches PLAYING.
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (res, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    res.unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
+}

@@ -661,7 +661,14 @@ impl PlcJitterBuffer {
                 let ret = self.srcpad.push_event(event);
                 let mut state = lock(&self.state);
                 self.reset_stream(&mut state);
-                state.pending_events.clear();
+                // Sticky events not yet pushed (stream-start, caps, tags: a flush came before
+                // the first buffer after them) still hold after a flush, as they do on a pad;
+                // dropping them would send the next buffers out without them. Segments are
+                // made anew (`need_segment`).
+                state.pending_events.retain(|e| {
+                    e.is_sticky()
+                        && !matches!(e.type_(), gst::EventType::Segment | gst::EventType::Eos)
+                });
                 if let Err(e) = self.start_task(&mut state) {
                     gst::error!(CAT, imp = self, "cannot restart task: {e}");
                     return false;
