@@ -3,7 +3,7 @@
 # memory, bad free or definitely lost block fails the run.
 #
 #   scripts/valgrind.sh            # every test binary but e2e (see below)
-#   scripts/valgrind.sh rtp faults # only these test binaries ("lib" is the unit tests)
+#   scripts/valgrind.sh rtp faults # only these test binaries ("gstnetaudio" is the unit tests)
 #
 # Valgrind runs code 30-100x slower, so two kinds of test are left out here, each for a stated
 # reason (they all run in the normal test command, scripts/test.sh):
@@ -35,8 +35,7 @@ import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        kind = m["target"]["kind"][0]
-        name = "lib" if kind == "lib" else m["target"]["name"]
+        name = m["target"]["name"]
         print(name + " " + m["executable"])
 ')
 
