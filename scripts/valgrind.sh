@@ -3,7 +3,7 @@
 # memory, bad free or definitely lost block fails the run.
 #
 #   scripts/valgrind.sh            # every test binary but e2e (see below)
-#   scripts/valgrind.sh rtp faults # only these test binaries ("lib" is the unit tests)
+#   scripts/valgrind.sh rtp faults # only these test binaries ("gstnetaudio" is the unit tests)
 #
 # Valgrind runs code 30-100x slower, so two kinds of test are left out here, each for a stated
 # reason (they all run in the normal test command, scripts/test.sh):
@@ -35,8 +35,7 @@ import json, sys
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        kind = m["target"]["kind"][0]
-        name = "lib" if kind == "lib" else m["target"]["name"]
+        name = m["target"]["name"]
         print(name + " " + m["executable"])
 ')
 
@@ -44,23 +43,30 @@ SUPP=(--suppressions=/usr/share/glib-2.0/valgrind/glib.supp --suppressions=scrip
 skip_args=()
 for s in "${SKIP[@]}"; do skip_args+=(--skip "$s"); done
 
+logs=${CARGO_TARGET_DIR:-target}/valgrind
+mkdir -p "$logs"
 failed=0
 for entry in "${BINARIES[@]}"; do
   name=${entry%% *}
   exe=${entry#* }
   case "$name" in e2e) continue ;; esac
   if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
-  log="target/valgrind-$name.log"
+  log="$logs/$name.log"
   echo "== $name (log: $log)"
   start=$(date +%s)
   # The leaks binary re-runs itself with GST_TRACERS set: follow it into the child.
-  if G_SLICE=always-malloc G_DEBUG=gc-friendly valgrind --trace-children=yes \
-      --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
-      --errors-for-leak-kinds=definite --num-callers=40 "${SUPP[@]}" \
-      "$exe" --test-threads=2 "${skip_args[@]}" >"$log" 2>&1; then
+  status=0
+  # Follow our own binaries into the children they start (the leaks test re-runs itself), not
+  # system tools (`ip`, `unshare`, `sh` of the network-namespace tests; those run natively).
+  G_SLICE=always-malloc G_DEBUG=gc-friendly valgrind --trace-children=yes \
+    --trace-children-skip='/usr/*,/bin/*,/sbin/*' \
+    --error-exitcode=99 --leak-check=full --show-leak-kinds=definite \
+    --errors-for-leak-kinds=definite --num-callers=40 "${SUPP[@]}" \
+    "$exe" --test-threads=2 "${skip_args[@]}" >"$log" 2>&1 || status=$?
+  if [ "$status" = 0 ]; then
     echo "   ok in $(( $(date +%s) - start )) s: $(grep -E '^test result' "$log" | tail -1)"
   else
-    echo "   FAILED (exit $?): see $log"
+    echo "   FAILED (exit $status; 99 = a valgrind error): see $log"
     grep -E "ERROR SUMMARY|definitely lost|Invalid|uninitialised|panicked|FAILED" "$log" | head -20
     failed=1
   fi

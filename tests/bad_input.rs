@@ -22,11 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{Lcg, MS, assert_chunk, s16};
+use common::{Lcg, MS, OwnBus, assert_chunk, rtp_packet, s16};
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 // ---------------------------------------------------------------------------------------------
 // Observation: warnings in the debug log, errors and warnings on the bus.
@@ -245,7 +244,7 @@ fn assert_within_caps(element: &gst::Element) {
 /// `plcjitterbuffer` in a harness with its own bus; output starts with the first input.
 struct Jb {
     h: Harness,
-    bus: gst::Bus,
+    bus: OwnBus,
     name: String,
 }
 
@@ -293,8 +292,7 @@ fn jb_with(caps: &str, latency_ms: u32, setup: impl FnOnce(&gst::Element)) -> Jb
         .build()
         .unwrap();
     setup(&element);
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.set_src_caps_str(caps);
     h.play();
@@ -425,17 +423,6 @@ fn rms(x: &[f32]) -> f32 {
 
 const SSRC: u32 = 0x0bad_cafe;
 
-fn rtp(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(pt)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
-}
-
 /// A 12-byte header with first byte `b0` (version, P, X, CC) and second byte `b1` (M, PT).
 fn header(b0: u8, b1: u8, seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
     let mut v = vec![b0, b1];
@@ -480,7 +467,7 @@ const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-ra
 /// Packet `k` of an L16 8 kHz mono stream of 20 ms packets: seq `seq0 + k`, ts `ts0 + 160 k`,
 /// the reference audio from frame `160 k`.
 fn l16(k: i64, seq0: u16, ts0: u32) -> Vec<u8> {
-    rtp(
+    rtp_packet(
         seq0.wrapping_add(k as u16),
         ts0.wrapping_add(k as u32 * 160),
         SSRC,
@@ -591,7 +578,7 @@ fn opus_stream(count: usize) -> Vec<(u64, Vec<u8>)> {
         .map(|(k, p)| {
             (
                 k as u64 * 20 * MS,
-                rtp(k as u16, (k * 960) as u32, SSRC, 96, &p),
+                rtp_packet(k as u16, (k * 960) as u32, SSRC, 96, &p),
             )
         })
         .collect()
@@ -633,7 +620,7 @@ fn opus_bad_is_a_loss(bad: impl Fn(u16, u32) -> Vec<u8>) -> Jb {
 
 /// An RTP Opus packet whose payload is `payload`.
 fn opus_rtp(payload: Vec<u8>) -> impl Fn(u16, u32) -> Vec<u8> {
-    move |seq, ts| rtp(seq, ts, SSRC, 96, &payload)
+    move |seq, ts| rtp_packet(seq, ts, SSRC, 96, &payload)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1156,6 +1143,26 @@ fn b1_shorter_than_the_fixed_header() {
     assert_malformed(&jb, "too-short", 100);
 }
 
+// Rate limiting is per class: two kinds of bad packet interleaved within one second each get
+// their warning (a burst of one kind does not hide the other), and only one each.
+#[test]
+fn warnings_are_rate_limited_per_class() {
+    let bad: Vec<Vec<u8>> = (0..100)
+        .map(|i| {
+            if i % 2 == 0 {
+                hex("80 60 00 01 00 00")
+            } else {
+                hex("00 01 00 08 21 12 a4 42 00 00 00 00 00 00 00 00 00 00 00 00")
+            }
+        })
+        .collect();
+    let jb = l16_unaffected_by(bad);
+    let w = warnings(&jb.name);
+    assert_eq!(w.len(), 2, "one warning per class: {w:?}");
+    assert!(w.iter().any(|m| m.contains("too-short")), "{w:?}");
+    assert!(w.iter().any(|m| m.contains("bad-version")), "{w:?}");
+}
+
 // B2: version other than 2 (0, 1, 3; STUN on the same port): malformed-bad-version.
 #[test]
 fn b2_version_not_2() {
@@ -1319,7 +1326,7 @@ fn b11_empty_payload() {
 fn b12_unknown_payload_type() {
     let bad = copies(100, |seq, ts| {
         let pt = [1u8, 77, 127][seq as usize % 3];
-        rtp(seq, ts, SSRC, pt, &l16_payload(0, 160))
+        rtp_packet(seq, ts, SSRC, pt, &l16_payload(0, 160))
     });
     let jb = l16_unaffected_by(bad);
     assert_malformed(&jb, "payload-type", 100);
@@ -1373,7 +1380,9 @@ fn b14_random_58_byte_blobs() {
     assert_eq!(jb.stat("misfits"), accepted, "{}", jb.stats());
     assert!(jb.stat("malformed-extension-overrun") >= 1);
     assert_eq!(jb.stat("resyncs"), 0);
-    assert_eq!(warnings(&jb.name).len(), 1);
+    // Within half a second: one warning per class of malformation, no more.
+    let w = assert_warned_rate_limited(&jb.name, Duration::ZERO);
+    assert!(w.len() <= 10, "{w:?}");
     jb.finish(Duration::from_secs(2));
 }
 
@@ -1494,7 +1503,7 @@ fn c5_large_forward_jump_steady_arrival() {
         } else {
             (k + 20_000) as u16
         };
-        let p = rtp(seq, k as u32 * 160, SSRC, 96, &l16_payload(k * 160, 160));
+        let p = rtp_packet(seq, k as u32 * 160, SSRC, 96, &l16_payload(k * 160, 160));
         (k as u64 * 20 * MS, p)
     });
     let out = run_l16(&mut jb, inputs(v), 200);
@@ -1530,7 +1539,7 @@ fn c6_large_backward_jump_resyncs() {
     let mut jb = jb(L16_CAPS, 40);
     let v = (0..150i64).map(|k| {
         let seq = if k < 50 { 21_244 + k } else { 12_676 + k - 50 };
-        let p = rtp(
+        let p = rtp_packet(
             seq as u16,
             k as u32 * 160,
             SSRC,
@@ -1557,7 +1566,7 @@ fn c7_random_sequence_numbers() {
         for i in 0..3 {
             let seq = (rng.next_f64() * 65536.0) as u16;
             let ts = (rng.next_f64() * 4_294_967_296.0) as u32;
-            let p = rtp(seq, ts, SSRC, 96, &l16_payload(0, 160));
+            let p = rtp_packet(seq, ts, SSRC, 96, &l16_payload(0, 160));
             v.push((k * 20 * MS + 1 + i, p));
         }
     }
@@ -1625,7 +1634,7 @@ fn d1_timestamp_wrap() {
 fn ts_jump(jb: &mut Jb, dts: i64) -> Vec<i16> {
     let v = (0..150i64).map(|k| {
         let ts = k * 160 + if k >= 50 { dts } else { 0 };
-        let p = rtp(
+        let p = rtp_packet(
             k as u16,
             ts.rem_euclid(1 << 32) as u32,
             SSRC,
@@ -1669,7 +1678,7 @@ fn d4_timestamp_not_advancing() {
         } else {
             k * 160
         };
-        let p = rtp(k as u16, ts as u32, SSRC, 96, &l16_payload(k * 160, 160));
+        let p = rtp_packet(k as u16, ts as u32, SSRC, 96, &l16_payload(k * 160, 160));
         (k as u64 * 20 * MS, p)
     });
     let out = run_l16(&mut jb, inputs(v), 300);
@@ -1701,7 +1710,7 @@ fn d5_timestamp_step_not_payload_duration() {
     // Overlap.
     let mut jb_o = jb(L16_CAPS, 40);
     let v = (0..200i64).map(|k| {
-        let p = rtp(k as u16, k as u32 * 80, SSRC, 96, &l16_payload(k * 80, 160));
+        let p = rtp_packet(k as u16, k as u32 * 80, SSRC, 96, &l16_payload(k * 80, 160));
         (k as u64 * 10 * MS, p)
     });
     let out = run_l16(&mut jb_o, inputs(v), 190);
@@ -1712,7 +1721,7 @@ fn d5_timestamp_step_not_payload_duration() {
     // Gap.
     let mut jb_g = jb(L16_CAPS, 40);
     let v = (0..50i64).map(|k| {
-        let p = rtp(
+        let p = rtp_packet(
             k as u16,
             k as u32 * 320,
             SSRC,
@@ -1745,7 +1754,7 @@ fn d6_packet_durations_not_dividing_10_ms() {
         let dur = frames as u64 * 1_000_000_000 / 8000;
         let count = (3_000_000_000 / dur) as i64 + 1;
         let v = (0..count).map(|k| {
-            let p = rtp(
+            let p = rtp_packet(
                 k as u16,
                 (k * frames) as u32,
                 SSRC,
@@ -1797,7 +1806,9 @@ fn d7_missing_pts() {
 // timestamps keep the stream in place, and the real audio after it is bit-exact.
 #[test]
 fn e1_l16_odd_length_or_channel_mismatch() {
-    let jb_odd = l16_unaffected_by(copies(100, |seq, ts| rtp(seq, ts, SSRC, 96, &[7; 321])));
+    let jb_odd = l16_unaffected_by(copies(100, |seq, ts| {
+        rtp_packet(seq, ts, SSRC, 96, &[7; 321])
+    }));
     assert_eq!(jb_odd.stat("invalid"), 100);
     let w = warnings(&jb_odd.name);
     assert_eq!(w.len(), 1, "{w:?}");
@@ -1814,12 +1825,12 @@ fn e1_l16_odd_length_or_channel_mismatch() {
                 .collect();
             (
                 k as u64 * 20 * MS,
-                rtp(1000 + k as u16, k as u32 * 160, SSRC, 96, &payload),
+                rtp_packet(1000 + k as u16, k as u32 * 160, SSRC, 96, &payload),
             )
         })
         .collect();
     v.extend(
-        copies(10, |seq, ts| rtp(seq, ts, SSRC, 96, &[7; 322]))
+        copies(10, |seq, ts| rtp_packet(seq, ts, SSRC, 96, &[7; 322]))
             .into_iter()
             .zip(burst_times(10))
             .map(|(p, t)| (t, p)),
@@ -1843,7 +1854,7 @@ fn e1_l16_odd_length_or_channel_mismatch() {
         };
         (
             k as u64 * 20 * MS,
-            rtp(1000 + k as u16, 77 + k as u32 * 160, SSRC, 96, &payload),
+            rtp_packet(1000 + k as u16, 77 + k as u32 * 160, SSRC, 96, &payload),
         )
     });
     let out = run_l16(&mut jb_m, inputs(v), 200);
@@ -1877,12 +1888,15 @@ fn e2_g711_enormous_packet() {
             .map(|(k, c)| {
                 (
                     k as u64 * 1000 * MS,
-                    rtp(k as u16, k as u32 * 8000, SSRC, pt, c),
+                    rtp_packet(k as u16, k as u32 * 8000, SSRC, pt, c),
                 )
             })
             .collect();
-        v.push((1500 * MS, rtp(2, 16_000, SSRC, pt, &[0x55; 8001])));
-        v.push((1600 * MS, rtp(2, 16_000, SSRC, pt, &vec![0x55; 65_000])));
+        v.push((1500 * MS, rtp_packet(2, 16_000, SSRC, pt, &[0x55; 8001])));
+        v.push((
+            1600 * MS,
+            rtp_packet(2, 16_000, SSRC, pt, &vec![0x55; 65_000]),
+        ));
         let out = s16(&run(&mut jb, inputs(v), 350, 8000, 2));
         let want: Vec<i16> = codes.iter().map(|&c| expand(c)).collect();
         assert_same(&out[..28_000], &want[..28_000], name);
@@ -1911,7 +1925,7 @@ fn e4_opus_code2_first_size_past_the_end() {
         } else {
             &[0x0a, 0xfc, 0xff, 1, 2, 3]
         };
-        rtp(seq, ts, SSRC, 96, payload)
+        rtp_packet(seq, ts, SSRC, 96, payload)
     });
     assert_eq!(jb.stat("invalid"), 101);
 }
@@ -1926,7 +1940,7 @@ fn e5_opus_code3_count_zero_or_too_long() {
         } else {
             [vec![0x0b, 0x07], vec![0; 7]].concat()
         };
-        rtp(seq, ts, SSRC, 96, &payload)
+        rtp_packet(seq, ts, SSRC, 96, &payload)
     });
     assert_eq!(jb.stat("invalid"), 101);
 }
@@ -1982,7 +1996,7 @@ fn e8_opus_two_byte_lengths_and_vbr_flag() {
             .map(|(k, f)| {
                 (
                     k as u64 * 10 * MS,
-                    rtp(k as u16, (k * 480) as u32, SSRC, 96, f),
+                    rtp_packet(k as u16, (k * 480) as u32, SSRC, 96, f),
                 )
             })
             .collect();
@@ -2014,7 +2028,7 @@ fn e8_opus_two_byte_lengths_and_vbr_flag() {
                 };
                 (
                     k as u64 * 20 * MS,
-                    rtp(k as u16, (k * 960) as u32, SSRC, 96, &payload),
+                    rtp_packet(k as u16, (k * 960) as u32, SSRC, 96, &payload),
                 )
             })
             .collect();
@@ -2078,7 +2092,7 @@ fn e10_opus_stereo_mono_and_bandwidth_toggling() {
         let v = packets.iter().enumerate().map(|(k, p)| {
             (
                 k as u64 * 20 * MS,
-                rtp(k as u16, (k * 960) as u32, SSRC, 96, p),
+                rtp_packet(k as u16, (k * 960) as u32, SSRC, 96, p),
             )
         });
         let out = f32s(&run(&mut jb, inputs(v), 290, 48000, 4 * channels));
@@ -2129,13 +2143,13 @@ fn e11_opus_channel_mapping_beyond_supported() {
         .enumerate()
         .map(|(k, p)| {
             if k == 60 {
-                (p.0, rtp(60, 60 * 960, SSRC, 96, &multistream))
+                (p.0, rtp_packet(60, 60 * 960, SSRC, 96, &multistream))
             } else {
                 p.clone()
             }
         })
         .collect();
-    v.extend(burst_times(100).map(|t| (t, rtp(5, 5 * 960, SSRC, 96, &multistream))));
+    v.extend(burst_times(100).map(|t| (t, rtp_packet(5, 5 * 960, SSRC, 96, &multistream))));
     let out = f32s(&run(&mut jb, inputs(v), 200, 48000, 4));
     assert_eq!(jb.stat("received") + jb.stat("invalid"), 200);
     assert_eq!(jb.stat("lost"), 0);
@@ -2153,8 +2167,7 @@ fn caps_error(caps: &str) -> String {
     let element = gst::ElementFactory::make("plcjitterbuffer")
         .build()
         .unwrap();
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     let mut h = Harness::with_element(&element, Some("sink"), Some("src"));
     h.play();
     let pad = h.srcpad().unwrap();
@@ -2294,7 +2307,7 @@ fn f5_ssrc_flood() {
     let mut v = l16_stream(150);
     v.extend((0..10_000u32).map(|i| {
         let k = 5 + i as i64 * 140 / 10_000;
-        let p = rtp(
+        let p = rtp_packet(
             1000 + k as u16,
             77 + k as u32 * 160,
             0x1000_0000 + i,

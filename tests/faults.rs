@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x5eed_f00d;
 const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
@@ -29,17 +28,6 @@ fn real_time() -> MutexGuard<'static, ()> {
     static REAL_TIME: Mutex<()> = Mutex::new(());
     init();
     REAL_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn rtp(seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(96)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
 }
 
 /// Reference sample `n` (distinct, never 0).
@@ -86,19 +74,19 @@ fn find_from(out: &[i16], n: i64, from: usize) -> Option<usize> {
 
 /// Packet `k` of a 20 ms L16 stream at 8 kHz (seq `k + seq0`, ts `160 k + ts0`).
 fn l16_packet(k: i64, seq0: u16, ts0: u32, ssrc: u32) -> Vec<u8> {
-    rtp(
+    rtp_packet(
         seq0.wrapping_add(k as u16),
         ts0.wrapping_add((k * 160) as u32),
         ssrc,
+        96,
         &l16(k * 160, 160),
     )
 }
 
 /// A harness whose element posts on a bus the test can read.
-fn harness_with_bus(caps: &str, latency_ms: u32) -> (Harness, gst::Bus) {
+fn harness_with_bus(caps: &str, latency_ms: u32) -> (Harness, OwnBus) {
     let h = harness(caps, latency_ms);
-    let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
+    let bus = OwnBus::on(&h.element().unwrap());
     (h, bus)
 }
 
@@ -188,10 +176,11 @@ fn flush_restarts_an_rtp_stream_as_new() {
     let inputs = (0..50i64).map(|k| {
         (
             origin + k as u64 * 20 * MS,
-            rtp(
+            rtp_packet(
                 130u16.wrapping_add(k as u16),
                 1000 + 40_000 + (k * 160) as u32,
                 SSRC,
+                96,
                 &l16(1_000 + k * 160, 160),
             ),
         )
@@ -343,7 +332,10 @@ fn sender_restarts_resync_within_five_packets() {
                     new_ssrc.unwrap_or(SSRC),
                 )
             };
-            (k as u64 * 20 * MS, rtp(seq, ts, ssrc, &l16(k * 160, 160)))
+            (
+                k as u64 * 20 * MS,
+                rtp_packet(seq, ts, ssrc, 96, &l16(k * 160, 160)),
+            )
         });
         let mut out = Vec::new();
         drive(&mut h, 40 * MS, 320, inputs, |j, buf| {
@@ -803,4 +795,121 @@ fn icmp_port_unreachable_does_not_stop_the_source() {
     }
     assert_eq!(pipeline.current_state(), gst::State::Playing);
     pipeline.set_state(gst::State::Null).unwrap();
+}
+
+/// Four threads at once for 10 s on one `appsrc ! plcjitterbuffer ! fakesink` pipeline: one
+/// pushes audio, one changes state at random, one sets properties and reads stats, one flushes
+/// the jitter buffer's input. No deadlock (a watchdog aborts after 2 minutes), no error, and the
+/// pipeline still plays afterwards.
+#[test]
+fn stress_threads_push_state_property_flush_for_10_s() {
+    let _rt = real_time();
+    let pipeline = launch(
+        "appsrc name=src is-live=true do-timestamp=true format=time \
+           caps=audio/x-raw,format=S16LE,rate=8000,channels=1,layout=interleaved \
+         ! plcjitterbuffer name=jb latency=30 ! fakesink name=sink sync=true",
+    );
+    let src: gst_app::AppSrc = pipeline.by_name("src").unwrap().downcast().unwrap();
+    let jb = pipeline.by_name("jb").unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                if start.elapsed() > Duration::from_secs(120) {
+                    eprintln!("stress test deadlocked");
+                    std::process::abort();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let counts: Vec<Arc<AtomicU64>> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let spawn = |i: usize, f: Box<dyn Fn(&mut Lcg) + Send>| {
+        let (stop, count) = (stop.clone(), counts[i].clone());
+        std::thread::spawn(move || {
+            let mut rng = Lcg(100 + i as u64);
+            while !stop.load(Ordering::Relaxed) {
+                f(&mut rng);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let threads = vec![
+        spawn(
+            0,
+            Box::new(move |_| {
+                // Errors while flushing or not PLAYING are expected.
+                let _ = src.push_buffer(gst::Buffer::from_mut_slice(tone(0, 80)));
+                std::thread::sleep(Duration::from_millis(2));
+            }),
+        ),
+        {
+            let p = pipeline.clone();
+            spawn(
+                1,
+                Box::new(move |rng| {
+                    let s = [gst::State::Playing, gst::State::Paused, gst::State::Ready]
+                        [(rng.next_f64() * 3.0) as usize];
+                    let _ = p.set_state(s);
+                    let _ = p.state(gst::ClockTime::from_seconds(10));
+                    std::thread::sleep(Duration::from_millis(20));
+                }),
+            )
+        },
+        {
+            let jb = jb.clone();
+            spawn(
+                2,
+                Box::new(move |rng| {
+                    jb.set_property("latency", 10 + (rng.next_f64() * 100.0) as u32);
+                    jb.set_property("max-packets", 1 + (rng.next_f64() * 50.0) as u32);
+                    jb.set_property("stats-interval", (rng.next_f64() * 50.0) as u32);
+                    let _ = jb.property::<gst::Structure>("stats");
+                    std::thread::sleep(Duration::from_millis(1));
+                }),
+            )
+        },
+        {
+            let pad = jb.static_pad("sink").unwrap();
+            spawn(
+                3,
+                Box::new(move |_| {
+                    // As an upstream seek would: FLUSH_START, then, holding the stream lock so
+                    // no buffer slips in between, FLUSH_STOP and a new segment.
+                    pad.send_event(gst::event::FlushStart::new());
+                    {
+                        let _stream = pad.stream_lock();
+                        pad.send_event(gst::event::FlushStop::new(true));
+                        pad.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                            gst::ClockTime,
+                        >::new()));
+                    }
+                    std::thread::sleep(Duration::from_millis(30));
+                }),
+            )
+        },
+    ];
+    std::thread::sleep(Duration::from_secs(10));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let bus = pipeline.bus().unwrap();
+    if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        panic!("{m:?}");
+    }
+    for (i, c) in counts.iter().enumerate() {
+        assert!(c.load(Ordering::Relaxed) > 10, "thread {i} barely ran");
+    }
+    // It still reaches PLAYING.
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (res, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    res.unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().unwrap();
 }

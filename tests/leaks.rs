@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gst::prelude::*;
-use rtp_types::RtpPacketBuilder;
 
 const TRACERS: &str = "leaks(stack-traces-flags=none)";
 
@@ -174,14 +173,7 @@ fn tone(start: u64, frames: usize) -> Vec<u8> {
 }
 
 fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(96)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(0x1ea6)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
+    rtp_packet(seq, ts, 0x1ea6, 96, payload)
 }
 
 fn raw_with_loss_flush_eos() {

@@ -9,23 +9,11 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x0bad_cafe;
 const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
 /// 8 kHz mono S16: 2 bytes a frame.
 const BPF: usize = 2;
-
-fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(pt)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
-}
 
 /// `frames` frames of L16 audio (any non-silent values).
 fn l16(frames: usize) -> Vec<u8> {

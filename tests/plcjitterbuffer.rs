@@ -384,8 +384,7 @@ fn changing_latency_posts_a_latency_message() {
     init();
     let h = Harness::new("plcjitterbuffer");
     let element = h.element().unwrap();
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     element.set_property("latency", 120u32);
     let msg = bus
         .pop_filtered(&[gst::MessageType::Latency])
@@ -403,8 +402,7 @@ fn stats_are_posted_every_interval() {
         40,
     );
     let element = h.element().unwrap();
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = OwnBus::on(&element);
     element.set_property("stats-interval", 100u32);
     let inputs = (0..120u64).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
     drive(&mut h, 40 * MS, 101, inputs, |_, _| {});

@@ -6,6 +6,8 @@
 //! of `lo`, so no IGMP/MLD report or datagram leaves the host. The IPv6 multicast test runs in a
 //! private (unprivileged) network namespace whose only interface is its own `lo`.
 
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +33,7 @@ const S16_MONO_8K: &str = "audio/x-raw,format=S16LE,rate=8000,channels=1,layout=
 
 /// A harness around a PLAYING source bound to `address` on a free port, with its own bus so
 /// errors can be checked. Returns the harness, the bound port and the bus.
-fn playing_source(address: &str, props: &[(&str, glib::Value)]) -> (Harness, u16, gst::Bus) {
+fn playing_source(address: &str, props: &[(&str, glib::Value)]) -> (Harness, u16, common::OwnBus) {
     init();
     let mut h = Harness::new("rawudpaudiosrc");
     let src = h.element().unwrap();
@@ -40,8 +42,7 @@ fn playing_source(address: &str, props: &[(&str, glib::Value)]) -> (Harness, u16
     for (name, value) in props {
         src.set_property_from_value(name, value);
     }
-    let bus = gst::Bus::new();
-    src.set_bus(Some(&bus));
+    let bus = common::OwnBus::on(&src);
     h.play();
     let port = src.property::<i32>("port");
     assert_ne!(port, 0, "port not read back after binding");
@@ -111,8 +112,7 @@ fn assert_no_error(bus: &gst::Bus) {
 /// Sets `element` (standalone, with its own bus) to `state`, expects failure and returns the
 /// ERROR message it posted.
 fn failed_state_change(element: &gst::Element, state: gst::State) -> glib::Error {
-    let bus = gst::Bus::new();
-    element.set_bus(Some(&bus));
+    let bus = common::OwnBus::on(element);
     assert!(
         element.set_state(state).is_err(),
         "state change to {state:?} should fail"

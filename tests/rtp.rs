@@ -8,20 +8,8 @@ mod common;
 use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x0bad_cafe;
-
-fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(pt)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(ssrc)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
-}
 
 /// Reference L16 sample `n` of channel `c` (distinct, never 0).
 fn sample(n: i64, c: usize) -> i16 {
@@ -567,8 +555,7 @@ fn caps_without_clock_rate_are_refused_with_a_clear_error() {
     init();
     let mut h = Harness::new("plcjitterbuffer");
     h.play();
-    let bus = gst::Bus::new();
-    h.element().unwrap().set_bus(Some(&bus));
+    let bus = OwnBus::on(&h.element().unwrap());
     let pad = h.srcpad().unwrap();
     pad.push_event(gst::event::StreamStart::new("s"));
     // (Sticky events are stored even when refused: the refusal shows as the error.)

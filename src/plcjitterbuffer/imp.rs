@@ -158,6 +158,11 @@ struct Accounting {
     ended: Ledger,
 }
 
+/// Rate-limited warning classes beyond the malformed-header reasons (see `State::warnings`).
+const WARN_INVALID: usize = Malformed::ALL.len();
+const WARN_NOT_WHOLE_FRAMES: usize = Malformed::ALL.len() + 1;
+const WARN_CLASSES: usize = Malformed::ALL.len() + 2;
+
 #[derive(Debug)]
 struct State {
     format: Option<Format>,
@@ -175,7 +180,10 @@ struct State {
     /// Input buffers dropped because they were not whole frames (raw input) or not valid
     /// payloads for the codec (RTP).
     invalid: u64,
-    invalid_warning: RateLimiter,
+    /// One warning a second per class of bad input, each class on its own (a burst of one
+    /// kind does not hide another): indexed like `Malformed::ALL`, then [`WARN_INVALID`] and
+    /// [`WARN_NOT_WHOLE_FRAMES`].
+    warnings: [RateLimiter; WARN_CLASSES],
     /// RTP packets refused, by reason (indexed like `Malformed::ALL`).
     malformed: [u64; Malformed::ALL.len()],
     /// Payload type of the RTP stream when the caps do not name one (the first packet's).
@@ -204,7 +212,7 @@ impl Default for State {
             srcresult: Err(gst::FlowError::Flushing),
             clock_id: None,
             invalid: 0,
-            invalid_warning: RateLimiter::new(gst::ClockTime::SECOND.nseconds()),
+            warnings: std::array::from_fn(|_| RateLimiter::new(gst::ClockTime::SECOND.nseconds())),
             malformed: [0; Malformed::ALL.len()],
             rtp_pt: None,
             last_arrival: None,
@@ -709,7 +717,14 @@ impl PlcJitterBuffer {
                 let ret = self.srcpad.push_event(event);
                 let mut state = lock(&self.state);
                 self.reset_stream(&mut state);
-                state.pending_events.clear();
+                // Sticky events not yet pushed (stream-start, caps, tags: a flush came before
+                // the first buffer after them) still hold after a flush, as they do on a pad;
+                // dropping them would send the next buffers out without them. Segments are
+                // made anew (`need_segment`).
+                state.pending_events.retain(|e| {
+                    e.is_sticky()
+                        && !matches!(e.type_(), gst::EventType::Segment | gst::EventType::Eos)
+                });
                 if let Err(e) = self.start_task(&mut state) {
                     gst::error!(CAT, imp = self, "cannot restart task: {e}");
                     return false;
@@ -903,7 +918,9 @@ impl PlcJitterBuffer {
         if data.is_empty() || !data.len().is_multiple_of(bpf) {
             state.invalid += 1;
             state.acct.not_whole_frames += 1;
-            if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
+            if let Some(suppressed) =
+                state.warnings[WARN_NOT_WHOLE_FRAMES].check(arrival.nseconds())
+            {
                 gst::warning!(
                     CAT,
                     imp = self,
@@ -979,7 +996,7 @@ impl PlcJitterBuffer {
                 let i = Malformed::ALL.iter().position(|&x| x == m).unwrap_or(0);
                 state.malformed[i] += 1;
                 state.acct.malformed += 1;
-                if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
+                if let Some(suppressed) = state.warnings[i].check(arrival.nseconds()) {
                     gst::warning!(
                         CAT,
                         imp = self,
@@ -999,7 +1016,7 @@ impl PlcJitterBuffer {
         match playout.push(arrival.nseconds(), header, payload) {
             RtpPushOutcome::Invalid(e) => {
                 state.invalid += 1;
-                if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
+                if let Some(suppressed) = state.warnings[WARN_INVALID].check(arrival.nseconds()) {
                     gst::warning!(
                         CAT,
                         imp = self,

@@ -120,3 +120,48 @@ pub fn drive(
         check(j, &out);
     }
 }
+
+/// A bus of the test's own set on an element (a Harness has none), so its messages can be read.
+/// The element holds the bus and each message on it holds the element: on drop, the bus is
+/// flushed and taken off the element, or that cycle would keep both alive for ever.
+pub struct OwnBus {
+    element: gst::Element,
+    bus: gst::Bus,
+}
+
+impl OwnBus {
+    pub fn on(element: &gst::Element) -> Self {
+        let bus = gst::Bus::new();
+        element.set_bus(Some(&bus));
+        Self {
+            element: element.clone(),
+            bus,
+        }
+    }
+}
+
+impl std::ops::Deref for OwnBus {
+    type Target = gst::Bus;
+    fn deref(&self) -> &gst::Bus {
+        &self.bus
+    }
+}
+
+impl Drop for OwnBus {
+    fn drop(&mut self) {
+        self.bus.set_flushing(true);
+        self.element.set_bus(None);
+    }
+}
+
+/// An RTP packet (version 2, no padding, extension or CSRC).
+pub fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u8> {
+    rtp_types::RtpPacketBuilder::<&[u8], &[u8]>::new()
+        .payload_type(pt)
+        .sequence_number(seq)
+        .timestamp(ts)
+        .ssrc(ssrc)
+        .payload(payload)
+        .write_vec()
+        .expect("a valid RTP packet")
+}
