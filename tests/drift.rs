@@ -17,7 +17,6 @@ use common::*;
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
-use rtp_types::RtpPacketBuilder;
 
 const SSRC: u32 = 0x0d71_f700;
 const RATE: u64 = 8000;
@@ -25,17 +24,6 @@ const PACKET: i64 = 160;
 const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
 /// Fastest path through the network.
 const BASE: u64 = 5 * MS;
-
-fn rtp_packet(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
-    RtpPacketBuilder::<&[u8], &[u8]>::new()
-        .payload_type(96)
-        .sequence_number(seq)
-        .timestamp(ts)
-        .ssrc(SSRC)
-        .payload(payload)
-        .write_vec()
-        .unwrap()
-}
 
 /// A 440 Hz tone, 20 ms per packet.
 fn payload(first: i64) -> Vec<u8> {
@@ -100,7 +88,13 @@ impl Iterator for Sender {
                 .push(Reverse(((sent + BASE as f64 + jitter) as u64, k)));
         }
         let Reverse((arrival, k)) = self.heap.pop()?;
-        let p = rtp_packet(k as u16, (k * PACKET) as u32, &payload(k * PACKET));
+        let p = rtp_packet(
+            k as u16,
+            (k * PACKET) as u32,
+            SSRC,
+            96,
+            &payload(k * PACKET),
+        );
         Some((arrival, p))
     }
 }

@@ -356,7 +356,11 @@ fn the_resampler_takes_over_and_corrects_without_a_click() {
             .iter()
             .fold(0.0f32, |m, x| m.max(x.abs()))
     };
-    assert!((peak(at) - amp as f32).abs() < 0.01 * amp as f32, "{}", peak(at));
+    assert!(
+        (peak(at) - amp as f32).abs() < 0.01 * amp as f32,
+        "{}",
+        peak(at)
+    );
     assert!(r.max_err_after_20s_ms <= 5.0, "{}", r.max_err_after_20s_ms);
     assert_eq!(r.resyncs + r.late + r.lost, 0);
 }
@@ -373,7 +377,10 @@ fn resampler_lag_is_a_whole_frame_or_two() {
         let lag = f64::from(out[200]) - 200.0;
         assert!((lag - lag.round()).abs() < 0.01, "sinc {len}: {lag}");
         assert!(lag.abs() <= 2.0, "sinc {len}: {lag}");
-        assert_eq!(resampler_lag(Interpolation::Sinc { len }), lag.round() as i64);
+        assert_eq!(
+            resampler_lag(Interpolation::Sinc { len }),
+            lag.round() as i64
+        );
     }
 }
 
