@@ -19,24 +19,51 @@ use gst::prelude::*;
 use gst_check::Harness;
 
 const SSRC: u32 = 0x0d71_f700;
-const RATE: u64 = 8000;
-const PACKET: i64 = 160;
 const L16_CAPS: &str = "application/x-rtp,media=audio,encoding-name=L16,clock-rate=8000,encoding-params=(string)1,payload=96";
+
+/// An L16 stream's rate and channels; packets are 20 ms.
+#[derive(Debug, Clone, Copy)]
+struct Format {
+    rate: u64,
+    channels: usize,
+}
+
+const MONO_8K: Format = Format {
+    rate: 8000,
+    channels: 1,
+};
+
+impl Format {
+    fn packet(self) -> i64 {
+        self.rate as i64 / 50
+    }
+
+    fn caps(self) -> String {
+        format!(
+            "application/x-rtp,media=audio,encoding-name=L16,clock-rate={},encoding-params=(string){},payload=96",
+            self.rate, self.channels
+        )
+    }
+}
 /// Fastest path through the network.
 const BASE: u64 = 5 * MS;
 
-/// A 440 Hz tone, 20 ms per packet.
-fn payload(first: i64) -> Vec<u8> {
-    (first..first + PACKET)
+/// A 440 Hz tone (channel c: (c + 1) × 440 Hz), 20 ms per packet.
+fn payload(fmt: Format, first: i64) -> Vec<u8> {
+    (first..first + fmt.packet())
         .flat_map(|n| {
-            let x = (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
-            ((x * 8000.0) as i16).to_be_bytes()
+            (0..fmt.channels).flat_map(move |c| {
+                let f = 440.0 * (c + 1) as f64;
+                let x = (std::f64::consts::TAU * f * n as f64 / fmt.rate as f64).sin();
+                ((x * 8000.0) as i16).to_be_bytes()
+            })
         })
         .collect()
 }
 
 /// The sender and the network: packets in arrival order, generated as they are needed.
 struct Sender {
+    fmt: Format,
     rng: Lcg,
     /// Nanoseconds between packets on the receiver's clock.
     period: f64,
@@ -48,10 +75,11 @@ struct Sender {
 }
 
 impl Sender {
-    fn new(skew_ppm: f64, loss: f64, jitter_ms: f64, seed: u64) -> Self {
+    fn new(fmt: Format, skew_ppm: f64, loss: f64, jitter_ms: f64, seed: u64) -> Self {
         Self {
+            fmt,
             rng: Lcg(seed),
-            period: PACKET as f64 * 1e9 / RATE as f64 / (1.0 + skew_ppm * 1e-6),
+            period: 20e6 / (1.0 + skew_ppm * 1e-6),
             loss,
             jitter: jitter_ms * 1e6,
             next: 0,
@@ -90,10 +118,10 @@ impl Iterator for Sender {
         let Reverse((arrival, k)) = self.heap.pop()?;
         let p = rtp_packet(
             k as u16,
-            (k * PACKET) as u32,
+            (k * self.fmt.packet()) as u32,
             SSRC,
             96,
-            &payload(k * PACKET),
+            &payload(self.fmt, k * self.fmt.packet()),
         );
         Some((arrival, p))
     }
@@ -123,9 +151,13 @@ fn f(h: &Harness, name: &str) -> f64 {
 /// PTS, that nothing resyncs or comes late, that concealment is only for lost packets, and
 /// the ledger.
 fn run_checked(skew_ppm: f64, seconds: u64, latency_ms: u32, seed: u64) -> Report {
-    let mut h = harness(L16_CAPS, latency_ms);
+    run_format(MONO_8K, skew_ppm, seconds, latency_ms, seed)
+}
+
+fn run_format(fmt: Format, skew_ppm: f64, seconds: u64, latency_ms: u32, seed: u64) -> Report {
+    let mut h = harness(&fmt.caps(), latency_ms);
     let latency = u64::from(latency_ms) * MS;
-    let mut sender = Sender::new(skew_ppm, 0.05, 30.0, seed);
+    let mut sender = Sender::new(fmt, skew_ppm, 0.05, 30.0, seed);
     let mut pending = sender.next();
     let origin = pending.as_ref().unwrap().0;
     let mut rep = Report::default();
@@ -146,7 +178,7 @@ fn run_checked(skew_ppm: f64, seconds: u64, latency_ms: u32, seed: u64) -> Repor
         }
         h.crank_single_clock_wait().expect("crank");
         let out = h.pull().expect("output buffer");
-        assert_chunk(&out, j, RATE, origin, 2);
+        assert_chunk(&out, j, fmt.rate, origin, 2 * fmt.channels);
         if j % 10 != 9 {
             continue;
         }
@@ -251,6 +283,19 @@ fn plus_minus_two_and_a_half_percent_for_10_minutes() {
 }
 
 #[test]
+fn stereo_48_khz_at_minus_1000_ppm() {
+    // The 128-tap resampler, interleaved channels.
+    let fmt = Format {
+        rate: 48_000,
+        channels: 2,
+    };
+    let t = std::time::Instant::now();
+    let r = run_format(fmt, -1000.0, 120, 60, 9);
+    eprintln!("48 kHz stereo, 120 s: {:?} of wall time", t.elapsed());
+    check(-1000.0, 60, &r);
+}
+
+#[test]
 fn mode_off_drifts_until_a_resync_and_fixed_does_not() {
     // +1000 ppm with mode=off: the sender's packets come earlier and earlier against the
     // nominal playout, the queue grows by 1 ms/s until it exceeds its bound and resyncs.
@@ -259,7 +304,7 @@ fn mode_off_drifts_until_a_resync_and_fixed_does_not() {
     h.element().unwrap().set_property_from_str("mode", "off");
     h.set_src_caps_str(L16_CAPS);
     h.play();
-    let inputs = Sender::new(1000.0, 0.0, 0.0, 7);
+    let inputs = Sender::new(MONO_8K, 1000.0, 0.0, 0.0, 7);
     drive(&mut h, 60 * MS, 300 * 100, inputs, |_, _| {});
     let s = stats(&h);
     assert!(s.get::<u64>("resyncs").unwrap() >= 1, "{s}");
