@@ -296,6 +296,43 @@ fn stereo_48_khz_at_minus_1000_ppm() {
 }
 
 #[test]
+fn eos_plays_out_what_the_resampler_holds() {
+    // +1000 ppm, 470 packets of tone, then EOS: the drain goes on until the last received
+    // frame has come out of the resampler. With silence as concealment, the output's last loud
+    // sample is the end of the tone: 75,200 media frames at the ratio, ~75,125 output frames
+    // (the pull-in moved the delay by a few ms at most).
+    let mut h = harness(L16_CAPS, 60);
+    h.element().unwrap().set_property_from_str("plc", "silence");
+    let inputs = Sender::new(MONO_8K, 1000.0, 0.0, 0.0, 10).take(470);
+    let mut out: Vec<i16> = Vec::new();
+    drive(&mut h, 60 * MS, 936, inputs, |_, buf| {
+        out.extend(s16(&buf.map_readable().unwrap()));
+    });
+    let s = stats(&h);
+    assert_ne!(s.get::<f64>("drift-ratio").unwrap(), 1.0, "resampling: {s}");
+    assert!(h.push_event(gst::event::Eos::new()));
+    while h.pull_event().unwrap().type_() != gst::EventType::Eos {}
+    let mut drained = 0;
+    while let Some(buf) = h.try_pull() {
+        out.extend(s16(&buf.map_readable().unwrap()));
+        drained += 1;
+    }
+    assert!(drained >= 1, "{drained}");
+    let last_loud = out.iter().rposition(|x| x.abs() > 200).unwrap();
+    let expected = 470.0 * 160.0 / 1.001;
+    assert!(
+        (last_loud as f64 - expected).abs() < 80.0,
+        "tone ends at {last_loud}, expected ~{expected}; {} frames out, {drained} drained",
+        out.len()
+    );
+    assert!(
+        out.len() > last_loud + 8,
+        "the drain stopped inside the tone"
+    );
+    assert_eq!(stats(&h).get::<u64>("packets-played").unwrap(), 470);
+}
+
+#[test]
 fn mode_off_drifts_until_a_resync_and_fixed_does_not() {
     // +1000 ppm with mode=off: the sender's packets come earlier and earlier against the
     // nominal playout, the queue grows by 1 ms/s until it exceeds its bound and resyncs.
