@@ -133,9 +133,9 @@ struct Drift {
     /// so that its delay is the one of the chunk's first frame, the latency's meaning.
     offset_ns: i64,
     /// How much later than the fastest path the anchoring packet arrived (≥ 0, at most the
-    /// latency), fixed when the arrival line first exists: the delay the stream started with
-    /// is `latency + excess`, and that is what is held (a stream without skew plays exactly as
-    /// it would without drift compensation).
+    /// latency), as far as the packets that arrived until the first chunk after it can tell;
+    /// fixed then: the delay the stream started with is `latency + excess`, and that is what
+    /// is held (a stream without skew plays exactly as it would without drift compensation).
     excess_ns: Option<f64>,
     latency_ns: i64,
     lp: DriftLoop,
