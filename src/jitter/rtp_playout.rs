@@ -249,6 +249,8 @@ impl RtpPlayout {
         self.seen.clear();
         self.run.clear();
         self.pending.clear();
+        // The new stream's output starts at frame 0: nothing decoded ahead may hold it back.
+        self.pending_pos = 0;
         self.chunk = 0;
         self.stretch_concealed = 0;
         self.stretch_silent = 0;
