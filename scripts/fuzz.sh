@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   echo "== $t: minimizing the corpus"
   fuzz cmin -O --debug-assertions -s "$sanitizer" "$t" -- -max_len="$(max_len "$t")" -timeout=30 \
     >"$logs/$t.cmin.log" 2>&1 || echo "cmin failed (see $logs/$t.cmin.log)"
-  echo "   $(find "fuzz/corpus/$t" -type f | wc -l) files, $(du -sk "fuzz/corpus/$t" | cut -f1) KiB"
+  echo "   $(find "fuzz/corpus/$t" -type f | wc -l) files, $(cat "fuzz/corpus/$t"/* | wc -c) bytes"
 done
 
 if [ ${#failed[@]} -gt 0 ]; then
