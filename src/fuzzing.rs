@@ -115,7 +115,7 @@ pub fn raw_datagram(data: &[u8]) {
                 Verdict::Drop(datagram::Malformed::Empty)
             } else if len > mtu {
                 Verdict::Drop(datagram::Malformed::Oversized)
-            } else if len % bpf != 0 {
+            } else if !len.is_multiple_of(bpf) {
                 Verdict::Drop(datagram::Malformed::NotWholeFrames)
             } else {
                 Verdict::Audio {
@@ -266,7 +266,7 @@ pub fn pcm_payload(data: &[u8]) {
                 };
                 let want = if data.is_empty() {
                     Err(PayloadError::Empty)
-                } else if data.len() % bpf != 0 {
+                } else if !data.len().is_multiple_of(bpf) {
                     Err(PayloadError::NotWholeFrames)
                 } else if (data.len() / bpf) as u64 * 1000
                     > u64::from(rate) * u64::from(MAX_PACKET_MS)
@@ -343,7 +343,7 @@ pub fn opus_packet(data: &[u8]) {
                 let has_fec = d.has_fec(packet);
                 if let Ok(f) = frames {
                     assert!(
-                        f > 0 && f <= opus::MAX_PACKET_FRAMES && f % opus::MIN_FRAME == 0,
+                        f > 0 && f <= opus::MAX_PACKET_FRAMES && f.is_multiple_of(opus::MIN_FRAME),
                         "{f} frames"
                     );
                     assert_eq!(
@@ -1060,7 +1060,7 @@ pub fn raw_playout_summary(data: &[u8]) -> Summary {
         }
         if let Some(bytes) = send {
             // The raw input path: whole frames only, then the format conversion.
-            if !bytes.is_empty() && bytes.len() % bpf == 0 {
+            if !bytes.is_empty() && bytes.len().is_multiple_of(bpf) {
                 samples.clear();
                 format.decode(&bytes, &mut samples);
                 assert_eq!(samples.len(), bytes.len() / bpf * channels);
