@@ -238,7 +238,11 @@ impl Decoder {
 /// -16.6). Keep what leaves the decoder in [-1, 1], as its 16-bit API does.
 fn clip(samples: &mut [f32]) {
     for x in samples {
-        *x = if x.is_finite() { x.clamp(-1.0, 1.0) } else { 0.0 };
+        *x = if x.is_finite() {
+            x.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
     }
 }
 
