@@ -7,37 +7,42 @@ use std::path::Path;
 
 use gstnetaudio::fuzzing;
 
-/// Runs every file of `fuzz/<kind>/<target>/` through the target; returns how many.
-fn replay_dir(kind: &str, target: &str) -> usize {
+/// Runs every file of `fuzz/<kind>/<target>/` through the target; returns how many, and the
+/// failing ones.
+fn replay_dir(kind: &str, target: &str) -> (usize, Vec<String>) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
         .join(kind)
         .join(target);
     let Ok(entries) = std::fs::read_dir(&dir) else {
-        return 0;
+        return (0, Vec::new());
     };
     let mut files: Vec<_> = entries
         .map(|e| e.expect("readable directory").path())
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    for path in &files {
-        let data = std::fs::read(path).expect("readable corpus file");
-        let name = path.display().to_string();
-        let r = std::panic::catch_unwind(|| fuzzing::run(target, &data));
-        assert!(r.is_ok(), "{target}: {name} fails");
-    }
-    files.len()
+    let failed: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let data = std::fs::read(path).expect("readable corpus file");
+            std::panic::catch_unwind(|| fuzzing::run(target, &data)).is_err()
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    (files.len(), failed)
 }
 
 fn replay(target: &str) {
-    let corpus = replay_dir("corpus", target);
+    let (corpus, mut failed) = replay_dir("corpus", target);
+    let (artifacts, failed_artifacts) = replay_dir("artifacts", target);
+    failed.extend(failed_artifacts);
+    eprintln!("{target}: {corpus} corpus files, {artifacts} regression inputs");
+    assert!(failed.is_empty(), "{target}: failing inputs: {failed:#?}");
     assert!(
         corpus > 0,
         "fuzz/corpus/{target}/ is empty: regenerate it (docs/fuzzing.md)"
     );
-    let artifacts = replay_dir("artifacts", target);
-    eprintln!("{target}: {corpus} corpus files, {artifacts} regression inputs");
 }
 
 #[test]
