@@ -256,6 +256,7 @@ fn malformed_datagrams_are_dropped_and_counted() {
 
 #[test]
 fn partial_stereo_frames_are_dropped() {
+    init();
     // A3: 5 bytes of S16LE stereo (4 bytes per frame), then a whole frame.
     let caps =
         gst::Caps::from_str("audio/x-raw,format=S16LE,rate=16000,channels=2,layout=interleaved")

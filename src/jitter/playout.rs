@@ -9,9 +9,14 @@
 //! `origin + f / rate` and is due at `origin + upstream latency + latency + f / rate`.
 //! Datagrams are placed on the timeline by [`Timeline`](super::timeline::Timeline); what is
 //! missing when its chunk is due is concealed by [`Concealer`].
+//!
+//! Memory: see [`Playout::max_queue_ns`] and the 2 s backlog bound, and the [`Limits`] on
+//! datagrams and bytes held (the oldest go first; the hole they leave is skipped while the
+//! delay is above the latency). Every pushed datagram is in one bucket of the [`Ledger`].
 
 use std::collections::VecDeque;
 
+use super::ledger::{Bucket, Ledger, Limits};
 use super::splice::SpliceDetector;
 use super::time::{NS_PER_MS, NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use super::timeline::{Placement, Timeline};
@@ -23,6 +28,8 @@ const MIN_OVERFLOW_ROOM_NS: i64 = 100 * NS_PER_MS;
 /// Audio held beyond the delay bound while the output is behind its clock (a blocked
 /// downstream), before the oldest is dropped.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
+/// Samples are held as `f32`.
+const SAMPLE_BYTES: usize = std::mem::size_of::<f32>();
 
 /// What became of a pushed datagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +42,8 @@ pub enum PushOutcome {
     Resynced { pos: i64 },
     /// Nothing to queue (no whole frame).
     Empty,
+    /// The datagram alone is larger than [`Limits::max_bytes`]: dropped.
+    Overflow,
 }
 
 /// One 10 ms output chunk, written into the caller's buffer by [`Playout::pop`].
@@ -129,6 +138,8 @@ struct Packet {
     uncertain: bool,
     frames: i64,
     data: Vec<f32>,
+    /// Part of its audio has been output.
+    started: bool,
 }
 
 impl Packet {
@@ -180,6 +191,11 @@ pub struct Playout {
     splice: SpliceDetector,
     /// The last output came from received audio (not concealment).
     last_real: bool,
+    limits: Limits,
+    /// Where every pushed datagram is (`queued` is filled in by [`Playout::ledger`]).
+    ledger: Ledger,
+    /// Bytes of samples in `queue`.
+    bytes: usize,
 }
 
 impl Playout {
@@ -199,7 +215,102 @@ impl Playout {
             open_gap: None,
             splice: SpliceDetector::new(rate, channels),
             last_real: false,
+            limits: Limits::default(),
+            ledger: Ledger::default(),
+            bytes: 0,
         }
+    }
+
+    /// Where every datagram pushed so far is (see [`Ledger`]); kept across [`Playout::reset`].
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            queued: self.queue.len() as u64,
+            ..self.ledger
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Sets the memory caps; shrinking drops the oldest queued datagrams at once.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits.sane();
+        self.enforce_limits();
+    }
+
+    /// Datagrams queued.
+    pub fn queued_packets(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Bytes of samples queued (32-bit floats).
+    pub fn queued_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Takes the front datagram out of the queue, counting it as played if part of it was, else
+    /// in `bucket`.
+    fn remove_front(&mut self, bucket: Bucket) -> Option<Packet> {
+        let p = self.queue.pop_front()?;
+        self.bytes -= p.data.len() * SAMPLE_BYTES;
+        self.ledger
+            .count(if p.started { Bucket::Played } else { bucket });
+        Some(p)
+    }
+
+    /// Empties the queue, counting its datagrams in `bucket` (or played).
+    fn clear_queue(&mut self, bucket: Bucket) {
+        while self.remove_front(bucket).is_some() {}
+    }
+
+    /// The memory caps ([`Limits`]): while they are exceeded, the oldest datagrams go. The hole
+    /// they leave ahead of the play head is then skipped, as far as the newest datagram waits
+    /// longer than the latency: a live stream keeps its newest audio and the delay comes down
+    /// (after a burst, say), instead of the hole being concealed with the delay left high.
+    fn enforce_limits(&mut self) {
+        let mut evicted = false;
+        while self.limits.exceeded(self.queue.len(), self.bytes) {
+            let Some(p) = self.remove_front(Bucket::Overflow) else {
+                break;
+            };
+            if let Some(g) = self.open_gap.as_mut()
+                && p.id >= g.first_id
+            {
+                g.played = true; // part of the run is gone: its gap is final
+            }
+            self.stats.overflow_dropped += 1;
+            evicted = true;
+        }
+        if evicted {
+            self.skip_hole();
+        }
+    }
+
+    /// Skips the hole between the play head and the first queued datagram, by at most what the
+    /// newest datagram waits beyond the latency.
+    fn skip_hole(&mut self) {
+        let head = self.play_head();
+        let (Some(front), Some(back), Some(origin)) = (
+            self.queue.front(),
+            self.queue.back(),
+            self.timeline.origin(),
+        ) else {
+            return;
+        };
+        let hole = front.pos - head;
+        let wait = origin + self.latency_ns + frames_to_ns(back.pos, self.rate) - back.arrival;
+        let skip = hole.min(ns_to_frames(wait - self.latency_ns, self.rate));
+        if skip <= 0 {
+            return;
+        }
+        self.timeline.shift(-skip);
+        for p in &mut self.queue {
+            p.pos -= skip;
+        }
+        self.open_gap = None;
+        self.stats.overflow_skipped_frames += skip as u64;
+        self.concealer.discontinuity();
     }
 
     pub fn rate(&self) -> u32 {
@@ -210,10 +321,11 @@ impl Playout {
         self.channels
     }
 
-    /// Forgets the stream: the next datagram starts a new one.
+    /// Forgets the stream: the next datagram starts a new one. What was queued is counted as
+    /// `flushed` in the ledger.
     pub fn reset(&mut self) {
         self.timeline.reset();
-        self.queue.clear();
+        self.clear_queue(Bucket::Flushed);
         self.chunk = 0;
         self.concealer.reset();
         self.stats = Stats::default();
@@ -285,13 +397,21 @@ impl Playout {
 
     /// Queues a datagram of interleaved samples that arrived at running time `arrival_ns`.
     pub fn push(&mut self, arrival_ns: u64, samples: &[f32]) -> PushOutcome {
+        self.ledger.received += 1;
         let frames = (samples.len() / self.channels) as i64;
         if frames == 0 {
+            self.ledger.invalid += 1;
             return PushOutcome::Empty;
         }
         let samples = &samples[..frames as usize * self.channels];
         let arrival = clamp_ns(arrival_ns);
         self.stats.received += 1;
+        if samples.len() * SAMPLE_BYTES > self.limits.max_bytes {
+            // Taking it would evict everything else and still not fit.
+            self.stats.overflow_dropped += 1;
+            self.ledger.overflow += 1;
+            return PushOutcome::Overflow;
+        }
 
         let head = self.play_head();
         // Judge earliness against the datagrams before the open gap: the ones after it may sit
@@ -305,11 +425,12 @@ impl Playout {
         let (pos, missing, trim, outcome) = match self.timeline.place(arrival, frames, head) {
             Placement::Late => {
                 self.stats.late += 1;
+                self.ledger.late += 1;
                 return PushOutcome::Late;
             }
             Placement::Resync { pos } => {
                 self.stats.resyncs += 1;
-                self.queue.clear();
+                self.clear_queue(Bucket::Resync);
                 self.concealer.discontinuity();
                 (pos, 0, 0, PushOutcome::Resynced { pos })
             }
@@ -320,6 +441,7 @@ impl Playout {
         };
         let resynced = matches!(outcome, PushOutcome::Resynced { .. });
         let contiguous = missing == 0 && trim == 0 && !resynced;
+        self.bytes += (frames - trim) as usize * self.channels * SAMPLE_BYTES;
         self.queue.push_back(Packet {
             id,
             pos: pos + trim,
@@ -328,6 +450,7 @@ impl Playout {
             uncertain: contiguous && self.timeline.could_follow_a_gap(arrival, pos, frames),
             frames: frames - trim,
             data: samples[trim as usize * self.channels..].to_vec(),
+            started: false,
         });
         if resynced {
             self.open_gap = None;
@@ -423,7 +546,7 @@ impl Playout {
         self.timeline.shift_ids(first_id..u64::MAX, -back);
         self.timeline.rewind(back);
         self.stats.gaps_taken_back += 1;
-        self.stats.late += self.drop_before(head, true);
+        self.stats.late += self.drop_before(head, Bucket::Late);
     }
 
     /// A gap of `missing` frames was inferred just before the datagram just queued. If an
@@ -523,7 +646,7 @@ impl Playout {
             }
             // Skipping is final: nothing may move back into what was skipped.
             self.open_gap = None;
-            self.stats.overflow_dropped += self.drop_before(head, false);
+            self.stats.overflow_dropped += self.drop_before(head, Bucket::Overflow);
             self.stats.overflow_skipped_frames += skip as u64;
             self.concealer.discontinuity();
         }
@@ -532,8 +655,7 @@ impl Playout {
             && self.queue.back().map_or(0, Packet::end) - self.queue.front().map_or(0, |p| p.pos)
                 > cap
         {
-            let id = self.queue.front().map(|p| p.id);
-            self.queue.pop_front();
+            let id = self.remove_front(Bucket::Overflow).map(|p| p.id);
             if let (Some(id), Some(g)) = (id, self.open_gap.as_mut())
                 && id >= g.first_id
             {
@@ -541,23 +663,27 @@ impl Playout {
             }
             self.stats.overflow_dropped += 1;
         }
+        self.enforce_limits();
     }
 
-    /// Drops queued audio before `head`; returns how many whole datagrams went. With `late`,
-    /// their delays are forgotten too: late data says nothing about the datagrams that play.
-    fn drop_before(&mut self, head: i64, late: bool) -> u64 {
+    /// Drops queued audio before `head`; returns how many whole datagrams went (counted in
+    /// `bucket`). When late, their delays are forgotten too: late data says nothing about the
+    /// datagrams that play.
+    fn drop_before(&mut self, head: i64, bucket: Bucket) -> u64 {
         let mut dropped = 0;
         while let Some(front) = self.queue.front_mut() {
             if front.end() <= head {
                 let id = front.id;
-                self.queue.pop_front();
-                if late {
+                self.remove_front(bucket);
+                if bucket == Bucket::Late {
                     self.timeline.forget(id);
                 }
                 dropped += 1;
             } else {
                 if front.pos < head {
+                    let before = front.data.len();
                     front.trim_to(head, self.channels);
+                    self.bytes -= (before - front.data.len()) * SAMPLE_BYTES;
                 }
                 break;
             }
@@ -582,7 +708,7 @@ impl Playout {
             match self.queue.front() {
                 Some(p) if p.end() <= pos => {
                     // Fully behind the play head (cannot normally happen): discard.
-                    self.queue.pop_front();
+                    self.remove_front(Bucket::Late);
                 }
                 Some(p) if p.pos <= pos => {
                     if let Some(g) = self.open_gap.as_mut().filter(|g| p.id >= g.first_id) {
@@ -601,8 +727,12 @@ impl Playout {
                     self.concealer.real(dst);
                     self.splice.record(dst);
                     self.last_real = true;
-                    if off + take == p.frames {
-                        self.queue.pop_front();
+                    let done = off + take == p.frames;
+                    if let Some(p) = self.queue.front_mut() {
+                        p.started = true;
+                    }
+                    if done {
+                        self.remove_front(Bucket::Played);
                     }
                     i += take;
                     real += take;
@@ -646,6 +776,9 @@ pub fn max_queue_ns(latency_ns: u64) -> u64 {
 fn clamp_ns(ns: u64) -> i64 {
     ns.min(i64::MAX as u64 / 4) as i64
 }
+
+#[cfg(test)]
+mod limits_tests;
 
 #[cfg(test)]
 mod tests {

@@ -18,7 +18,9 @@
 //! held, not played. A run of consecutive packets (same SSRC, sequence numbers +1, timestamps
 //! advancing by at most a second) ends in a resync:
 //! * at its 2nd packet if it is a new SSRC, a sequence jump or too early (a restart forward or
-//!   backward): 1 packet of delay, at most 120 ms of audio;
+//!   backward): 1 packet of delay, at most 120 ms of audio; except that a forward sequence
+//!   jump whose timestamps still fit the timeline (a long loss) joins the stream without a
+//!   resync, while a lone packet far ahead (a corrupted sequence number) is dropped;
 //! * at its 3rd or later packet if it is only late and its packets arrive at the pace of their
 //!   timestamps (at least 3/4 of it): the sender's timeline moved back, or its clock is slow.
 //!   A burst of old packets after an outage arrives much faster than its timestamps advance, so
@@ -42,9 +44,15 @@
 //!   carries in-band FEC, the missing audio is decoded from it; else if it carries DRED, from
 //!   that; else the codec's PLC (the neural deep PLC at complexity 5 and up) fills in. For PCM
 //!   payloads the PCM [`Concealer`] does. A long outage is one concealment stretch.
+//!
+//! # Memory and accounting
+//! The queue spans at most the delay bound plus 2 s of backlog, a misfit run holds at most 64
+//! packets, and queued and held packets together stay within the [`Limits`] (held misfits go
+//! first, then the oldest queued). Every pushed packet is in one bucket of the [`Ledger`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use super::ledger::{Bucket, Ledger, Limits};
 use super::playout::{Chunk, Stats, max_queue_ns};
 use super::rtp::Header;
 use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
@@ -63,8 +71,12 @@ const PACE_DEN: i64 = 4;
 const LATE_RUN: usize = 3;
 /// Sequence numbers remembered to tell a duplicate from a late packet.
 const SEEN: usize = 1024;
-/// Hard cap on queued packets, whatever their size.
-pub const MAX_PACKETS: usize = 4096;
+/// Default cap on queued and held packets, whatever their size (see [`Limits`]).
+pub const MAX_PACKETS: usize = super::ledger::DEFAULT_MAX_PACKETS;
+/// Most misfits held, all candidate runs together, oldest dropped first (a long late run that
+/// never proves pace; strays): a restarted sender still resyncs with up to this many stray
+/// packets arriving between two of its own.
+const MAX_RUN: usize = 64;
 /// Audio held beyond the delay bound while the output is behind its clock.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
 
@@ -83,6 +95,8 @@ pub enum RtpPushOutcome {
     Resynced { pos: i64 },
     /// The payload is not valid for the codec.
     Invalid(PayloadError),
+    /// The payload alone is larger than [`Limits::max_bytes`]: dropped.
+    Overflow,
 }
 
 /// RTP-specific counters, beside the common [`Stats`].
@@ -128,6 +142,9 @@ struct Misfit {
     payload: Vec<u8>,
     /// Late only (sequence and SSRC fit): needs the pace test.
     late_only: bool,
+    /// Which candidate run it belongs to (the held packets may interleave several: a restarted
+    /// sender, a second sender, strays).
+    chain: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,11 +194,22 @@ pub struct RtpPlayout {
     /// next packet shows nothing was missing).
     stretch_concealed: u64,
     stretch_silent: u64,
+    /// The stretch since the last packet played is loss whatever the sequence numbers say (a
+    /// resync made the next packet follow on).
+    stretch_is_loss: bool,
     /// Transit time of the last packet, in timestamp units (for the jitter estimate).
     last_transit: Option<i64>,
     stats: Stats,
     rtp: RtpStats,
     scratch: Vec<f32>,
+    limits: Limits,
+    /// Where every pushed packet is (`queued` and `held` are filled in by [`RtpPlayout::ledger`]).
+    ledger: Ledger,
+    /// Payload bytes in `store` and in `run`.
+    store_bytes: usize,
+    run_bytes: usize,
+    /// Id of the newest candidate run.
+    next_chain: u64,
 }
 
 impl RtpPlayout {
@@ -215,10 +243,16 @@ impl RtpPlayout {
             last_frames: 0,
             stretch_concealed: 0,
             stretch_silent: 0,
+            stretch_is_loss: false,
             last_transit: None,
             stats: Stats::default(),
             rtp: RtpStats::default(),
             scratch: Vec::new(),
+            limits: Limits::default(),
+            ledger: Ledger::default(),
+            store_bytes: 0,
+            run_bytes: 0,
+            next_chain: 0,
         }
     }
 
@@ -238,22 +272,60 @@ impl RtpPlayout {
         &self.rtp
     }
 
-    /// Forgets the stream: the next packet starts a new one.
+    /// Where every packet pushed so far is (see [`Ledger`]); kept across [`RtpPlayout::reset`].
+    pub fn ledger(&self) -> Ledger {
+        Ledger {
+            queued: self.store.len() as u64,
+            held: self.run.len() as u64,
+            ..self.ledger
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Sets the memory caps; shrinking drops what exceeds them at once (held misfits first,
+    /// then the oldest queued packets).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits.sane();
+        self.enforce_limits();
+    }
+
+    /// Packets held: queued and held misfits.
+    pub fn queued_packets(&self) -> usize {
+        self.store.len() + self.run.len()
+    }
+
+    /// Payload bytes held: queued and held misfits.
+    pub fn queued_bytes(&self) -> usize {
+        self.store_bytes + self.run_bytes
+    }
+
+    /// Forgets the stream: the next packet starts a new one. What was queued or held is counted
+    /// as `flushed` in the ledger.
     pub fn reset(&mut self) {
         self.decoder.reset();
         self.concealer.reset();
         self.origin = None;
         self.ssrc = None;
-        self.store.clear();
+        self.clear_store(Bucket::Flushed);
         self.played_seq = None;
         self.seen.clear();
-        self.run.clear();
+        self.drop_run(Some(Bucket::Flushed));
         self.pending.clear();
-        // The new stream's output starts at frame 0: nothing decoded ahead may hold it back.
         self.pending_pos = 0;
+        self.pending_kind = Kind::Real;
+        self.anchor_ts = 0;
+        self.anchor_pos = 0;
+        self.last_ts = 0;
+        self.highest_seq = 0;
+        self.played_end = 0;
+        self.last_frames = 0;
         self.chunk = 0;
         self.stretch_concealed = 0;
         self.stretch_silent = 0;
+        self.stretch_is_loss = false;
         self.last_transit = None;
         self.stats = Stats::default();
         self.rtp = RtpStats::default();
@@ -328,15 +400,23 @@ impl RtpPlayout {
     /// Queues an RTP packet (header already validated, payload non-empty) that arrived at
     /// running time `arrival_ns`.
     pub fn push(&mut self, arrival_ns: u64, header: Header, payload: &[u8]) -> RtpPushOutcome {
+        self.ledger.received += 1;
         let frames = match self.decoder.frames(payload) {
             Ok(f) => f as i64,
             Err(e) => {
                 self.rtp.invalid_payload += 1;
+                self.ledger.invalid += 1;
                 return RtpPushOutcome::Invalid(e);
             }
         };
         let arrival = clamp_ns(arrival_ns);
         self.stats.received += 1;
+        if payload.len() > self.limits.max_bytes {
+            // Taking it would evict everything else and still not fit.
+            self.stats.overflow_dropped += 1;
+            self.ledger.overflow += 1;
+            return RtpPushOutcome::Overflow;
+        }
         self.origin.get_or_insert(arrival);
 
         let Some(ssrc) = self.ssrc else {
@@ -347,6 +427,7 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: false,
+                chain: 0,
             }]);
         };
 
@@ -357,19 +438,26 @@ impl RtpPlayout {
         let head = self.play_head();
         let ahead = pos - self.arrival_pos(arrival);
         let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
-        // A forward sequence jump beyond MAX_DROPOUT whose timestamp still fits the timeline is
-        // a long loss, not a restart.
+        // A forward sequence jump beyond MAX_DROPOUT is held as a misfit even if its timestamp
+        // fits the timeline: the next packet tells a long loss (it follows: `join_after_jump`)
+        // from a stray with a corrupted sequence number (the stream goes on as before).
         let fits_seq = header.ssrc == ssrc
-            && ((-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
-                || delta > MAX_DROPOUT && pos >= head && ahead <= max_ahead);
+            && (-MAX_MISORDER..=MAX_DROPOUT).contains(&delta)
+            && self.seq_agrees_with_ts(delta, ts);
 
         if fits_seq && (self.store.contains_key(&seq) || self.seen.contains(&seq)) {
             self.rtp.duplicates += 1;
+            self.ledger.duplicate += 1;
             return RtpPushOutcome::Duplicate;
         }
         let late =
             fits_seq && (pos + self.snap < head || self.played_seq.is_some_and(|p| seq <= p));
-        if late && header.marker && self.played_seq.is_none_or(|p| seq > p) {
+        // (Late by less than a queue's worth: a timestamp from anywhere is not a talkspurt.)
+        if late
+            && header.marker
+            && self.played_seq.is_none_or(|p| seq > p)
+            && head - pos <= ns_to_frames(self.max_queue_ns() as i64, self.rate)
+        {
             // The marker bit starts a talkspurt after silence: the silence absorbs moving the
             // timeline, so a late talkspurt start (newer than anything played: not an old
             // straggler) resyncs at once instead of losing its first syllable.
@@ -379,6 +467,7 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: true,
+                chain: 0,
             }]);
         }
         if !fits_seq || late || ahead > max_ahead {
@@ -391,14 +480,15 @@ impl RtpPlayout {
                 frames,
                 payload: payload.to_vec(),
                 late_only: late,
+                chain: 0,
             });
         }
-        self.run.clear();
-        self.accept(arrival, seq, ts, pos, frames, payload);
+        self.drop_run(None);
+        self.accept(arrival, seq, ts, pos, frames, payload.to_vec());
         RtpPushOutcome::Queued { pos }
     }
 
-    fn accept(&mut self, arrival: i64, seq: i64, ts: i64, pos: i64, frames: i64, payload: &[u8]) {
+    fn accept(&mut self, arrival: i64, seq: i64, ts: i64, pos: i64, frames: i64, payload: Vec<u8>) {
         if seq < self.highest_seq {
             self.rtp.reordered += 1;
         } else {
@@ -419,19 +509,119 @@ impl RtpPlayout {
         let origin = self.origin.unwrap_or(arrival);
         self.stats.last_wait_ns =
             Some(origin + self.latency_ns + frames_to_ns(pos, self.rate) - arrival);
-        self.store.insert(
+        self.store_bytes += payload.len();
+        if let Some(old) = self.store.insert(
             seq,
             Stored {
                 pos,
                 frames,
-                payload: payload.to_vec(),
+                payload,
             },
-        );
+        ) {
+            // Cannot happen (duplicates are refused before): count the one replaced.
+            self.store_bytes -= old.payload.len();
+            self.ledger.duplicate += 1;
+        }
         self.bound_store();
+        self.enforce_limits();
     }
 
-    /// Memory bound: at most [`MAX_PACKETS`] packets, spanning at most the queue bound plus
-    /// [`MAX_BACKLOG_NS`] (a blocked downstream); the oldest go first.
+    /// Takes the first (oldest) queued packet out of the store.
+    fn pop_stored(&mut self) -> Option<(i64, Stored)> {
+        let (seq, p) = self.store.pop_first()?;
+        self.store_bytes -= p.payload.len();
+        Some((seq, p))
+    }
+
+    /// Empties the store, counting its packets in `bucket`; returns how many there were.
+    fn clear_store(&mut self, bucket: Bucket) -> u64 {
+        let n = self.store.len() as u64;
+        for _ in 0..n {
+            self.ledger.count(bucket);
+        }
+        self.store.clear();
+        self.store_bytes = 0;
+        n
+    }
+
+    /// Sequence numbers count packets and timestamps count samples, so they move together: a
+    /// packet `delta` sequence numbers ahead of the newest is at least `delta - 1` packets'
+    /// worth later in time (taking a packet as at least the shorter of the last one played and
+    /// 2.5 ms), and an older one is not later. A packet that claims many lost packets but
+    /// little time, or an old sequence number with a new timestamp, is not of this stream: a
+    /// stray, or a forgery that reuses its SSRC.
+    fn seq_agrees_with_ts(&self, delta: i64, ts: i64) -> bool {
+        let dts = ts - self.last_ts;
+        if delta < 0 {
+            return dts <= 0;
+        }
+        if delta <= 1 {
+            return true;
+        }
+        let shortest = i64::from(self.rate) / 400;
+        let min_packet = match self.last_frames {
+            0 => shortest,
+            f => f.min(shortest),
+        }
+        .max(1);
+        dts >= (delta - 1) * min_packet
+    }
+
+    fn push_run(&mut self, m: Misfit) {
+        self.run_bytes += m.payload.len();
+        self.run.push(m);
+    }
+
+    /// Drops the oldest held misfit, for `bucket` (its own reason, misfit or late, if None).
+    fn drop_first_held(&mut self, bucket: Option<Bucket>) {
+        if !self.run.is_empty() {
+            self.drop_held(0, bucket);
+        }
+    }
+
+    /// Drops held misfit `i`, for `bucket` (its own reason if None).
+    fn drop_held(&mut self, i: usize, bucket: Option<Bucket>) {
+        let m = self.run.remove(i);
+        self.run_bytes -= m.payload.len();
+        self.ledger.count(bucket.unwrap_or(if m.late_only {
+            Bucket::Late
+        } else {
+            Bucket::Misfit
+        }));
+    }
+
+    /// Drops every held misfit, for `bucket` (each one's own reason if None).
+    fn drop_run(&mut self, bucket: Option<Bucket>) {
+        for m in self.run.drain(..) {
+            self.ledger.count(bucket.unwrap_or(if m.late_only {
+                Bucket::Late
+            } else {
+                Bucket::Misfit
+            }));
+        }
+        self.run_bytes = 0;
+    }
+
+    /// The memory caps ([`Limits`]): while they are exceeded, held misfits go first (they are
+    /// not on the timeline), then the oldest queued packets.
+    fn enforce_limits(&mut self) {
+        while self
+            .limits
+            .exceeded(self.queued_packets(), self.queued_bytes())
+        {
+            if !self.run.is_empty() {
+                self.drop_first_held(Some(Bucket::Overflow));
+            } else if self.pop_stored().is_some() {
+                self.stats.overflow_dropped += 1;
+                self.ledger.overflow += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Time bound: the queue spans at most the queue bound plus [`MAX_BACKLOG_NS`] (a blocked
+    /// downstream); the oldest go first. The packet and byte caps are [`Self::enforce_limits`].
     fn bound_store(&mut self) {
         let span_cap = ns_to_frames(self.max_queue_ns() as i64 + MAX_BACKLOG_NS, self.rate);
         while self.store.len() > 1 {
@@ -440,32 +630,45 @@ impl RtpPlayout {
                 .store
                 .last_key_value()
                 .map_or(0, |(_, p)| p.pos + p.frames);
-            if self.store.len() <= MAX_PACKETS && last - first <= span_cap {
+            if last - first <= span_cap {
                 break;
             }
-            self.store.pop_first();
+            self.pop_stored();
             self.stats.overflow_dropped += 1;
+            self.ledger.overflow += 1;
         }
     }
 
     /// Holds a packet that does not fit; resyncs if the run of misfits proves a new timeline.
-    fn misfit(&mut self, m: Misfit) -> RtpPushOutcome {
-        let follows = self.run.last().is_some_and(|p| {
+    fn misfit(&mut self, mut m: Misfit) -> RtpPushOutcome {
+        // Join the candidate run whose newest packet this one follows; else start a new one.
+        // Runs are told apart, so that packets from elsewhere interleaved with a restarted
+        // sender (a second sender, strays, forgeries with random sequence numbers) do not keep
+        // breaking its run and stop it from ever resyncing.
+        let joined = self.run.iter().rev().find(|p| {
             let dts = m.header.ts.wrapping_sub(p.header.ts) as i32 as i64;
             p.header.ssrc == m.header.ssrc
                 && m.header.seq == p.header.seq.wrapping_add(1)
                 && (1..=i64::from(self.rate)).contains(&dts)
         });
-        if !follows {
-            self.run.clear();
-        }
+        m.chain = match joined {
+            Some(p) => p.chain,
+            None => {
+                self.next_chain += 1;
+                self.next_chain
+            }
+        };
+        let chain = m.chain;
         let late = m.late_only;
-        self.run.push(m);
+        self.push_run(m);
         self.rtp.misfits += 1;
-        let n = self.run.len();
-        let proven = if self.run.iter().all(|m| m.late_only) {
+        let members: Vec<usize> = (0..self.run.len())
+            .filter(|&i| self.run[i].chain == chain)
+            .collect();
+        let n = members.len();
+        let proven = if members.iter().all(|&i| self.run[i].late_only) {
             n >= LATE_RUN && {
-                let (a, b) = (&self.run[0], &self.run[n - 1]);
+                let (a, b) = (&self.run[members[0]], &self.run[members[n - 1]]);
                 let dts = i64::from(b.header.ts.wrapping_sub(a.header.ts));
                 let dt = frames_to_ns(dts, self.rate);
                 (b.arrival - a.arrival) * PACE_DEN >= dt * PACE_NUM
@@ -474,15 +677,29 @@ impl RtpPlayout {
             n >= 2
         };
         if proven {
-            let run = std::mem::take(&mut self.run);
+            let (run, others): (Vec<Misfit>, Vec<Misfit>) = std::mem::take(&mut self.run)
+                .into_iter()
+                .partition(|p| p.chain == chain);
+            // The other candidates lose: the stream goes on from this one.
+            self.run = others;
+            self.drop_run(None);
             // Their late counts were provisional: they belong to the new timeline.
             self.stats.late -= run.iter().filter(|m| m.late_only).count() as u64;
             self.rtp.misfits -= n as u64;
-            return self.resync(run);
+            return match self.join_after_jump(run) {
+                Ok(pos) => RtpPushOutcome::Queued { pos },
+                Err(run) => self.resync(run),
+            };
         }
         // Bound what a run holds (a long late run that never proves pace).
-        if self.run.len() > 64 {
-            self.run.remove(0);
+        if self.run.len() > MAX_RUN {
+            self.drop_first_held(None);
+        }
+        let held = !self.run.is_empty();
+        self.enforce_limits();
+        if held && self.run.is_empty() {
+            // The caps left no room for it.
+            return RtpPushOutcome::Overflow;
         }
         if late {
             RtpPushOutcome::Late
@@ -491,10 +708,51 @@ impl RtpPlayout {
         }
     }
 
+    /// A run that jumped forward in sequence numbers beyond [`MAX_DROPOUT`] but whose
+    /// timestamps still place it on the timeline (a long loss, or a sender that renumbered its
+    /// packets) joins the stream where they place it, keeping what is queued: no resync. Only a
+    /// run proves it: one such packet alone may be a stray (a corrupted sequence number) that
+    /// must not move the sequence on. Returns where the last packet was queued, or the run back
+    /// if it does not fit (a restart).
+    fn join_after_jump(&mut self, run: Vec<Misfit>) -> Result<i64, Vec<Misfit>> {
+        let Some(ssrc) = self.ssrc else {
+            return Err(run);
+        };
+        let head = self.play_head();
+        let max_ahead = ns_to_frames(self.max_queue_ns() as i64 - self.latency_ns, self.rate);
+        let (mut highest, mut last_ts) = (self.highest_seq, self.last_ts);
+        let mut placed = Vec::with_capacity(run.len());
+        for m in &run {
+            let seq = unwrap(highest, 16, u64::from(m.header.seq));
+            let ts = unwrap(last_ts, 32, u64::from(m.header.ts));
+            let pos = self.anchor_pos + (ts - self.anchor_ts);
+            let fits = m.header.ssrc == ssrc
+                && seq > highest
+                && pos + m.frames > head
+                && pos - self.arrival_pos(m.arrival) <= max_ahead;
+            if !fits {
+                return Err(run);
+            }
+            (highest, last_ts) = (seq, ts);
+            placed.push((seq, ts, pos));
+        }
+        match placed.first() {
+            Some(&(seq, _, _)) if seq - self.highest_seq > MAX_DROPOUT => {}
+            _ => return Err(run),
+        }
+        let last = placed.last().map_or(head, |p| p.2);
+        for (m, (seq, ts, pos)) in run.into_iter().zip(placed) {
+            self.accept(m.arrival, seq, ts, pos, m.frames, m.payload);
+        }
+        Ok(last)
+    }
+
     /// Starts a new timeline with `run` (consecutive packets, at least one): the last one waits
     /// the full latency; the earlier ones go before it if their slots are still ahead.
     fn resync(&mut self, run: Vec<Misfit>) -> RtpPushOutcome {
-        let last = run.last().expect("a resync needs a packet");
+        let Some(last) = run.last() else {
+            return RtpPushOutcome::Misfit;
+        };
         let existed = self.ssrc.is_some();
         let new_ssrc = self.ssrc != Some(last.header.ssrc);
         if existed {
@@ -508,7 +766,7 @@ impl RtpPlayout {
         if new_ssrc {
             self.decoder.reset();
         }
-        self.store.clear();
+        self.clear_store(Bucket::Resync);
         self.seen.clear();
         self.played_seq = None;
         self.last_transit = None;
@@ -525,12 +783,16 @@ impl RtpPlayout {
         let pos = self.arrival_pos(last.arrival).max(head).max(pending_end);
         self.anchor_pos = pos;
         self.anchor_ts = unwrap(self.last_ts, 32, u64::from(last.header.ts));
-        for m in &run {
+        for m in run {
             let seq = unwrap(self.highest_seq, 16, u64::from(m.header.seq));
             let ts = unwrap(self.last_ts, 32, u64::from(m.header.ts));
             let p = self.anchor_pos + (ts - self.anchor_ts);
             if p >= head && p >= pending_end {
-                self.accept(m.arrival, seq, ts, p, m.frames, &m.payload);
+                self.accept(m.arrival, seq, ts, p, m.frames, m.payload);
+            } else {
+                // Behind the new timeline's play head: its slot is gone.
+                self.stats.late += 1;
+                self.ledger.late += 1;
             }
         }
         if !existed {
@@ -538,6 +800,9 @@ impl RtpPlayout {
         }
         // Play on from the new timeline's first packet; what comes before it is concealed.
         self.played_seq = self.store.first_key_value().map(|(s, _)| s - 1);
+        // That makes the next packet look like it follows the last one played: what was filled
+        // before it stays loss (the timeline broke), not a sender pause.
+        self.stretch_is_loss = true;
         RtpPushOutcome::Resynced { pos }
     }
 
@@ -628,8 +893,9 @@ impl RtpPlayout {
         // Packets whose audio is entirely behind the play head can no longer play.
         while let Some((&seq, p)) = self.store.first_key_value() {
             if p.pos + p.frames <= pos || self.played_seq.is_some_and(|s| seq <= s) {
-                self.store.pop_first();
+                self.pop_stored();
                 self.stats.late += 1;
+                self.ledger.late += 1;
             } else {
                 break;
             }
@@ -639,14 +905,16 @@ impl RtpPlayout {
         let next = self.store.first_key_value().map(|(&s, p)| (s, p.pos));
         match next {
             Some((seq, ppos)) if ppos <= pos + self.snap => {
-                let p = self.store.pop_first().expect("first exists").1;
+                let Some((_, p)) = self.pop_stored() else {
+                    return;
+                };
                 match self.played_seq {
                     Some(last) if seq > last + 1 => {
                         // A sequence jump counts no more packets than fit in the time gap.
                         let by_time = (ppos - self.played_end).max(0) / p.frames.max(1);
                         self.stats.lost += (seq - last - 1).min(by_time.max(1)) as u64;
                     }
-                    Some(last) if seq == last + 1 => {
+                    Some(last) if seq == last + 1 && !self.stretch_is_loss => {
                         // Nothing was missing: what was filled since the last packet was a
                         // sender pause (DTX), not a loss.
                         self.stats.concealed_frames -= self.stretch_concealed;
@@ -657,6 +925,7 @@ impl RtpPlayout {
                 }
                 self.stretch_concealed = 0;
                 self.stretch_silent = 0;
+                self.stretch_is_loss = false;
                 self.played_seq = Some(seq);
                 self.played_end = ppos + p.frames;
                 self.last_frames = p.frames;
@@ -671,9 +940,11 @@ impl RtpPlayout {
                 };
                 if n == 0 {
                     // libopus refused a packet that parsed: conceal its duration instead.
+                    self.ledger.invalid += 1;
                     self.decoder.conceal(p.frames as usize, &mut scratch);
                     self.set_pending(at, Kind::Concealed, &scratch);
                 } else {
+                    self.ledger.played += 1;
                     self.set_pending(at, Kind::Real, &scratch);
                 }
             }
@@ -681,7 +952,7 @@ impl RtpPlayout {
                 let gap_end = next.map_or(i64::MAX, |(_, p)| p);
                 let gap = (gap_end - pos).min(want).max(1);
                 let dtx = match (next, self.played_seq) {
-                    (Some((seq, _)), Some(last)) => seq == last + 1,
+                    (Some((seq, _)), Some(last)) => seq == last + 1 && !self.stretch_is_loss,
                     _ => false,
                 };
                 if self.played_seq.is_none() {
@@ -800,3 +1071,6 @@ fn clamp_ns(ns: u64) -> i64 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod limits_tests;

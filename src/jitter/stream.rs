@@ -2,6 +2,7 @@
 //! One input stream of the jitter buffer, raw PCM or RTP: the element drives both through the
 //! same calls.
 
+use super::ledger::{Ledger, Limits};
 use super::playout::{Chunk, Playout, Stats};
 use super::rtp_playout::{RtpPlayout, RtpStats};
 
@@ -43,6 +44,30 @@ impl Stream {
 
     pub fn reset(&mut self) {
         both!(self, p => p.reset())
+    }
+
+    /// Where every packet pushed so far is; kept across [`Stream::reset`].
+    pub fn ledger(&self) -> Ledger {
+        both!(self, p => p.ledger())
+    }
+
+    pub fn limits(&self) -> Limits {
+        both!(self, p => p.limits())
+    }
+
+    /// Sets the memory caps; shrinking applies at once.
+    pub fn set_limits(&mut self, limits: Limits) {
+        both!(self, p => p.set_limits(limits))
+    }
+
+    /// Packets held (queued, and RTP misfits held).
+    pub fn queued_packets(&self) -> usize {
+        both!(self, p => p.queued_packets())
+    }
+
+    /// Bytes held for those packets (RTP payloads; raw samples as 32-bit floats).
+    pub fn queued_bytes(&self) -> usize {
+        both!(self, p => p.queued_bytes())
     }
 
     pub fn set_latency(&mut self, latency_ns: u64) {

@@ -28,10 +28,11 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::codec::{Encoding, PayloadDecoder};
+use crate::jitter::ledger::{DEFAULT_MAX_BYTES, DEFAULT_MAX_PACKETS};
 use crate::jitter::playout::max_queue_ns;
 use crate::jitter::rtp::{self, Malformed};
 use crate::jitter::time::NS_PER_MS;
-use crate::jitter::{Playout, PushOutcome, RtpPlayout, RtpPushOutcome, Stream};
+use crate::jitter::{Ledger, Limits, Playout, PushOutcome, RtpPlayout, RtpPushOutcome, Stream};
 use crate::pcm::SampleFormat;
 use crate::ratelimit::RateLimiter;
 use crate::sync::{lock, wait, wait_timeout};
@@ -51,6 +52,8 @@ const MAX_STATS_INTERVAL_MS: u32 = 3_600_000;
 const DEFAULT_SILENCE_UNTIL_DATA: bool = true;
 const DEFAULT_OPUS_COMPLEXITY: i32 = 10;
 const DEFAULT_PLC: super::Plc = super::Plc::Expand;
+const DEFAULT_MAX_PACKETS_U32: u32 = DEFAULT_MAX_PACKETS as u32;
+const DEFAULT_MAX_BYTES_U32: u32 = DEFAULT_MAX_BYTES as u32;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +63,14 @@ struct Settings {
     silence_until_data: bool,
     opus_complexity: i32,
     plc: super::Plc,
+    max_packets: u32,
+    max_bytes: u32,
+}
+
+impl Settings {
+    fn limits(&self) -> Limits {
+        Limits::new(self.max_packets as usize, self.max_bytes as usize)
+    }
 }
 
 impl Default for Settings {
@@ -70,6 +81,8 @@ impl Default for Settings {
             silence_until_data: DEFAULT_SILENCE_UNTIL_DATA,
             opus_complexity: DEFAULT_OPUS_COMPLEXITY,
             plc: DEFAULT_PLC,
+            max_packets: DEFAULT_MAX_PACKETS_U32,
+            max_bytes: DEFAULT_MAX_BYTES_U32,
         }
     }
 }
@@ -92,6 +105,25 @@ struct Format {
     sample: SampleFormat,
     rate: u32,
     channels: usize,
+}
+
+/// Where every buffer that reached the sink pad went, since the element started (READY to
+/// PAUSED; flushes and caps changes do not reset it): refused before the stream core, or handed
+/// to it, whose [`Ledger`] says the rest. So `received = refused + malformed + not_whole_frames
+/// + ledger.received`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Accounting {
+    received: u64,
+    /// Refused with a flow error: after a downstream error or a stop, after EOS, before caps,
+    /// or unmappable. (The pad itself refuses buffers while flushing and after EOS: those never
+    /// reach the element.)
+    refused: u64,
+    /// RTP headers refused (any `Malformed` reason, the payload type included).
+    malformed: u64,
+    /// Raw buffers that are not whole frames.
+    not_whole_frames: u64,
+    /// Ledgers of the streams that ended (caps changes, stop) since the start.
+    ended: Ledger,
 }
 
 #[derive(Debug)]
@@ -120,6 +152,10 @@ struct State {
     last_arrival: Option<(gst::ClockTime, gst::ClockTime)>,
     next_stats_pts: Option<u64>,
     samples: Vec<f32>,
+    acct: Accounting,
+    /// Most packets and bytes held at once since the start or the last flush.
+    max_queued_packets: usize,
+    max_queued_bytes: usize,
 }
 
 impl Default for State {
@@ -142,6 +178,9 @@ impl Default for State {
             last_arrival: None,
             next_stats_pts: None,
             samples: Vec::new(),
+            acct: Accounting::default(),
+            max_queued_packets: 0,
+            max_queued_bytes: 0,
         }
     }
 }
@@ -274,6 +313,37 @@ impl ObjectImpl for PlcJitterBuffer {
                     )
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("max-packets")
+                    .nick("Maximum packets held")
+                    .blurb(
+                        "Most packets (RTP packets or raw datagrams) held at once, queued and \
+                         held as a possible sender restart together. Beyond it, held ones go \
+                         first, then the oldest queued (a live stream keeps its newest audio; \
+                         the hole is concealed, or skipped for raw input while the delay is \
+                         above latency), counted in overflow-dropped. Keep it above latency's \
+                         worth of packets, or packets are evicted before their slot comes. \
+                         Range 1-4294967295 \
+                         (there is no unbounded setting), default 4096. Changeable while \
+                         PLAYING: a lower value applies at once.",
+                    )
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_PACKETS_U32)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-bytes")
+                    .nick("Maximum bytes held")
+                    .blurb(
+                        "Most bytes held for those packets: RTP payloads as received, raw \
+                         audio as 32-bit float samples (4 bytes a sample). Same overflow \
+                         policy as max-packets; a packet larger than this alone is dropped on \
+                         arrival. Range 1-4294967295 (no unbounded setting), default 8388608 \
+                         (8 MiB; raise it for latencies of seconds at high rates and channel \
+                         counts). Changeable while PLAYING: a lower value applies at once.",
+                    )
+                    .minimum(1)
+                    .default_value(DEFAULT_MAX_BYTES_U32)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb(
@@ -294,7 +364,23 @@ impl ObjectImpl for PlcJitterBuffer {
                          payload-type, malformed (all refused headers) and one malformed-<reason> \
                          count per reason (too-short, bad-version, csrc-overrun, \
                          extension-overrun, bad-padding, rtcp, empty-payload, payload-type). \
-                         Read-only.",
+                         Memory: queued-packets, queued-bytes (held now, see max-packets and \
+                         max-bytes), max-queued-packets, max-queued-bytes (most at once since \
+                         the start or the last flush). Accounting, since the element started \
+                         (flushes and caps changes do not reset it): buffers-received (every \
+                         buffer that reached the element) = buffers-refused (flow error before \
+                         the queue: after a downstream error, before caps; buffers the pad \
+                         itself refuses while flushing or after EOS never reach the element) + \
+                         buffers-malformed \
+                         (RTP headers refused) + buffers-not-whole-frames (raw) + \
+                         packets-received (handed to the queue); and packets-received = \
+                         packets-queued + packets-held (RTP misfits that may start a new \
+                         stream) + packets-played + dropped-duplicate + dropped-late + \
+                         dropped-overflow + dropped-misfit + dropped-invalid (payloads the \
+                         codec refuses) + dropped-resync (queued on a timeline a resync \
+                         replaced) + dropped-flushed (queued when flushed, stopped or caps \
+                         changed); unaccounted is what both identities leave over and is \
+                         always 0. Read-only.",
                     )
                     .read_only()
                     .build(),
@@ -337,6 +423,22 @@ impl ObjectImpl for PlcJitterBuffer {
                     p.set_plc_method(plc.into());
                 }
             }
+            "max-packets" | "max-bytes" => {
+                let v: u32 = value.get().expect("type checked upstream");
+                let limits = {
+                    let mut settings = lock(&self.settings);
+                    if pspec.name() == "max-packets" {
+                        settings.max_packets = v;
+                    } else {
+                        settings.max_bytes = v;
+                    }
+                    settings.limits()
+                };
+                gst::info!(CAT, imp = self, "{} set to {v}", pspec.name());
+                if let Some(p) = lock(&self.state).playout.as_mut() {
+                    p.set_limits(limits);
+                }
+            }
             "stats-interval" => {
                 let v: u32 = value.get().expect("type checked upstream");
                 lock(&self.settings).stats_interval_ms = v;
@@ -353,6 +455,8 @@ impl ObjectImpl for PlcJitterBuffer {
             "silence-until-data" => lock(&self.settings).silence_until_data.to_value(),
             "opus-complexity" => lock(&self.settings).opus_complexity.to_value(),
             "plc" => lock(&self.settings).plc.to_value(),
+            "max-packets" => lock(&self.settings).max_packets.to_value(),
+            "max-bytes" => lock(&self.settings).max_bytes.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
             other => unreachable!("unknown property {other}"),
         }
@@ -465,6 +569,9 @@ impl PlcJitterBuffer {
         }
         if active {
             let mut state = lock(&self.state);
+            // Accounting counts from here; a stream starts at the next caps.
+            state.playout = None;
+            state.acct = Accounting::default();
             self.reset_stream(&mut state);
             self.start_task(&mut state)
                 .map_err(|e| gst::loggable_error!(CAT, "cannot start task: {e}"))?;
@@ -477,6 +584,10 @@ impl PlcJitterBuffer {
                 .map_err(|e| gst::loggable_error!(CAT, "cannot stop task: {e}"))?;
             let mut state = lock(&self.state);
             self.reset_stream(&mut state);
+            // The stream ends (what was queued is flushed); its ledger stays in the stats.
+            if let Some(p) = state.playout.take() {
+                state.acct.ended.add(&p.ledger());
+            }
             state.format = None;
             state.upstream_latency = None;
             state.pending_events.clear();
@@ -505,6 +616,8 @@ impl PlcJitterBuffer {
         state.invalid = 0;
         state.malformed = [0; Malformed::ALL.len()];
         state.rtp_pt = None;
+        state.max_queued_packets = 0;
+        state.max_queued_bytes = 0;
     }
 
     fn start_task(&self, state: &mut State) -> Result<(), glib::BoolError> {
@@ -527,8 +640,12 @@ impl PlcJitterBuffer {
                     let mut state = lock(&self.state);
                     self.set_flushing(&mut state);
                 }
-                if let Err(e) = self.srcpad.pause_task() {
-                    gst::error!(CAT, imp = self, "cannot pause task: {e}");
+                // Stopped, not paused: FLUSH_STOP starts a new task, and starting a pad task
+                // that still exists keeps the old one and leaks the new closure (GStreamer 1.22
+                // frees the new user data only when it creates the task), and with it this
+                // element.
+                if let Err(e) = self.srcpad.stop_task() {
+                    gst::error!(CAT, imp = self, "cannot stop task: {e}");
                 }
                 ret
             }
@@ -646,10 +763,15 @@ impl PlcJitterBuffer {
                 }
             };
             stream.set_plc_method(settings.plc.into());
+            stream.set_limits(settings.limits());
             if let Some(u) = state.upstream_latency {
                 stream.set_upstream_latency(u.nseconds());
             }
-            state.playout = Some(stream);
+            if let Some(mut old) = state.playout.replace(stream) {
+                // The old stream ends: what it queued is flushed, its ledger kept.
+                old.reset();
+                state.acct.ended.add(&old.ledger());
+            }
         }
         state
             .pending_events
@@ -671,20 +793,29 @@ impl PlcJitterBuffer {
         }
 
         let mut state = lock(&self.state);
-        state.srcresult?;
+        state.acct.received += 1;
+        if let Err(e) = state.srcresult {
+            state.acct.refused += 1;
+            return Err(e);
+        }
         if state.eos {
+            state.acct.refused += 1;
             return Err(gst::FlowError::Eos);
         }
         let Some(format) = state.format.clone() else {
+            state.acct.refused += 1;
+            drop(state);
             gst::element_imp_error!(self, gst::CoreError::Negotiation, ("No caps before data"));
             return Err(gst::FlowError::NotNegotiated);
         };
 
         let arrival = self.arrival_time(&state, &buffer);
-        let map = buffer.map_readable().map_err(|_| {
+        let Ok(map) = buffer.map_readable() else {
+            state.acct.refused += 1;
+            drop(state);
             gst::element_imp_error!(self, gst::ResourceError::Read, ("Cannot map input buffer"));
-            gst::FlowError::Error
-        })?;
+            return Err(gst::FlowError::Error);
+        };
         let state = &mut *state;
         let was_started = state.playout.as_ref().is_some_and(|p| p.started());
         match format.input {
@@ -692,6 +823,10 @@ impl PlcJitterBuffer {
             Input::Rtp { pt, encoding } => {
                 self.chain_rtp(state, &map, arrival, pt, encoding, format.rate)
             }
+        }
+        if let Some(p) = state.playout.as_ref() {
+            state.max_queued_packets = state.max_queued_packets.max(p.queued_packets());
+            state.max_queued_bytes = state.max_queued_bytes.max(p.queued_bytes());
         }
         if !was_started && state.playout.as_ref().is_some_and(|p| p.started()) {
             gst::debug!(CAT, imp = self, "first packet at {arrival}");
@@ -710,6 +845,7 @@ impl PlcJitterBuffer {
     ) {
         if data.is_empty() || !data.len().is_multiple_of(bpf) {
             state.invalid += 1;
+            state.acct.not_whole_frames += 1;
             if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
                 gst::warning!(
                     CAT,
@@ -724,6 +860,7 @@ impl PlcJitterBuffer {
         state.samples.clear();
         sample.decode(data, &mut state.samples);
         let Some(Stream::Raw(playout)) = state.playout.as_mut() else {
+            state.acct.refused += 1;
             return;
         };
         let duration = gst::ClockTime::from_nseconds(
@@ -733,6 +870,11 @@ impl PlcJitterBuffer {
         state.last_arrival = Some((arrival, duration));
         match playout.push(arrival.nseconds(), &state.samples) {
             PushOutcome::Late => gst::debug!(CAT, imp = self, "late datagram at {arrival}"),
+            PushOutcome::Overflow => gst::debug!(
+                CAT,
+                imp = self,
+                "datagram at {arrival} dropped: larger than max-bytes"
+            ),
             PushOutcome::Resynced { pos } => {
                 gst::info!(
                     CAT,
@@ -779,6 +921,7 @@ impl PlcJitterBuffer {
             Err(m) => {
                 let i = Malformed::ALL.iter().position(|&x| x == m).unwrap_or(0);
                 state.malformed[i] += 1;
+                state.acct.malformed += 1;
                 if let Some(suppressed) = state.invalid_warning.check(arrival.nseconds()) {
                     gst::warning!(
                         CAT,
@@ -793,6 +936,7 @@ impl PlcJitterBuffer {
             }
         };
         let Some(Stream::Rtp(playout)) = state.playout.as_mut() else {
+            state.acct.refused += 1;
             return;
         };
         match playout.push(arrival.nseconds(), header, payload) {
@@ -829,6 +973,12 @@ impl PlcJitterBuffer {
                 header.seq,
                 header.ssrc,
                 header.ts
+            ),
+            RtpPushOutcome::Overflow => gst::debug!(
+                CAT,
+                imp = self,
+                "packet {} dropped: the memory caps leave no room for it",
+                header.seq
             ),
             RtpPushOutcome::Queued { .. } => {}
         }
@@ -874,7 +1024,14 @@ impl PlcJitterBuffer {
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        if let gst::EventView::Reconfigure(_) = event.view() {
+        if let gst::EventView::Reconfigure(_) = event.view()
+            && lock(&self.state).srcresult == Err(gst::FlowError::NotLinked)
+        {
+            // The task paused itself when the push found no peer: stop it (see FLUSH_START)
+            // and start a new one now that there may be one.
+            if let Err(e) = self.srcpad.stop_task() {
+                gst::error!(CAT, imp = self, "cannot stop task: {e}");
+            }
             let mut state = lock(&self.state);
             if state.srcresult == Err(gst::FlowError::NotLinked)
                 && let Err(e) = self.start_task(&mut state)
@@ -1151,6 +1308,18 @@ impl PlcJitterBuffer {
             Some(p) => (p.rate(), p.stats().clone(), p.queued_frames()),
             None => (1, Default::default(), 0),
         };
+        let (queued_packets, queued_bytes) = state
+            .playout
+            .as_ref()
+            .map_or((0, 0), |p| (p.queued_packets(), p.queued_bytes()));
+        let mut ledger = state.acct.ended;
+        if let Some(p) = state.playout.as_ref() {
+            ledger.add(&p.ledger());
+        }
+        let a = &state.acct;
+        let unaccounted = a.received as i64
+            - (a.refused + a.malformed + a.not_whole_frames) as i64
+            - ledger.accounted() as i64;
         let frames_ms = |f: u64| f * 1000 / u64::from(rate);
         let mut b = gst::Structure::builder(STATS_NAME)
             .field("pushed", s.pushed)
@@ -1169,7 +1338,27 @@ impl PlcJitterBuffer {
             .field("resyncs", s.resyncs)
             .field("invalid", state.invalid)
             .field("gaps-moved", s.gaps_moved)
-            .field("splices-smoothed", s.splices_smoothed);
+            .field("splices-smoothed", s.splices_smoothed)
+            .field("queued-packets", queued_packets as u64)
+            .field("queued-bytes", queued_bytes as u64)
+            .field("max-queued-packets", state.max_queued_packets as u64)
+            .field("max-queued-bytes", state.max_queued_bytes as u64)
+            .field("buffers-received", a.received)
+            .field("buffers-refused", a.refused)
+            .field("buffers-malformed", a.malformed)
+            .field("buffers-not-whole-frames", a.not_whole_frames)
+            .field("packets-received", ledger.received)
+            .field("packets-queued", ledger.queued)
+            .field("packets-held", ledger.held)
+            .field("packets-played", ledger.played)
+            .field("dropped-duplicate", ledger.duplicate)
+            .field("dropped-late", ledger.late)
+            .field("dropped-overflow", ledger.overflow)
+            .field("dropped-misfit", ledger.misfit)
+            .field("dropped-invalid", ledger.invalid)
+            .field("dropped-resync", ledger.resync)
+            .field("dropped-flushed", ledger.flushed)
+            .field("unaccounted", unaccounted);
         if let Some(r) = state.playout.as_ref().and_then(|p| p.rtp_stats()) {
             b = b
                 .field("duplicates", r.duplicates)
@@ -1292,6 +1481,14 @@ fn parse_rtp_format(s: &gst::StructureRef) -> Result<Format, String> {
         Encoding::Opus => {
             if rate != 48000 {
                 return Err(format!("Opus needs clock-rate 48000, not {rate}"));
+            }
+            // RTP Opus (RFC 7587) is mono or stereo; more channels need a multistream channel
+            // mapping this decoder does not have: refuse rather than decode 2 of them.
+            if let Some(c) = declared.filter(|c| !(1..=2).contains(c)) {
+                return Err(format!(
+                    "Opus with {c} channels: only 1 or 2 are supported (no multistream \
+                     channel mapping)"
+                ));
             }
             // RFC 7587: encoding-params is always 2; stereo is announced by (sprop-)stereo.
             let flag = |k: &str| s.get::<&str>(k).ok().map(|v| v.trim() == "1");
