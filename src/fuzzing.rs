@@ -21,7 +21,7 @@ use crate::codec::{Encoding, MAX_PACKET_MS, PayloadDecoder, PayloadError, g711, 
 use crate::conceal::PlcMethod;
 use crate::jitter::playout::max_queue_ns;
 use crate::jitter::rtp::{self, Header, Malformed};
-use crate::jitter::{Chunk, Playout, RtpPlayout, Stream};
+use crate::jitter::{Chunk, Limits, Playout, RtpPlayout, Stream};
 use crate::pcm::SampleFormat;
 use crate::rawudpaudiosrc::datagram::{self, Verdict};
 
@@ -446,7 +446,10 @@ mod op {
     pub const UPSTREAM: u8 = 20;
     /// Packet duration of the base stream (u8 selector).
     pub const SIZE: u8 = 21;
-    pub const OPS: u8 = 22;
+    /// Memory caps: packets u16 (0xffff: the default), bytes u32 (0xffffffff: the default),
+    /// both modulo a range small enough to bite.
+    pub const LIMITS: u8 = 22;
+    pub const OPS: u8 = 23;
 }
 
 /// Pops per operation, and per input, at most, so that an hour-long time jump stays fast to fuzz
@@ -490,6 +493,8 @@ struct Driver {
     chunks: u64,
     next_pts: Option<u64>,
     out: Vec<f32>,
+    /// Packets handed to the playout's `push` (the ledger's `received`, which survives resets).
+    pushed: u64,
     /// Totals over the run, resets included (for the seed checks).
     total_chunks: u64,
     frames: u64,
@@ -513,6 +518,7 @@ impl Driver {
             chunks: 0,
             next_pts: None,
             out: Vec::new(),
+            pushed: 0,
             total_chunks: 0,
             frames: 0,
             real_frames: 0,
@@ -607,6 +613,21 @@ impl Driver {
     /// later after now than the delay bound allows (plus how far the output runs ahead of its
     /// clock).
     fn check_queue(&self) {
+        // Every packet pushed is in exactly one bucket of the ledger, and the memory caps hold.
+        let ledger = self.stream.ledger();
+        assert_eq!(ledger.unaccounted(), 0, "{ledger:?}");
+        assert_eq!(ledger.received, self.pushed, "{ledger:?}");
+        let (packets, bytes) = (self.stream.queued_packets(), self.stream.queued_bytes());
+        assert_eq!(
+            (ledger.queued + ledger.held) as usize,
+            packets,
+            "{ledger:?}"
+        );
+        let limits = self.stream.limits();
+        assert!(
+            packets <= limits.max_packets && bytes <= limits.max_bytes,
+            "{packets} packets, {bytes} bytes held, limits {limits:?}"
+        );
         let queued = self.stream.queued_frames();
         assert!(queued >= 0);
         let queued = queued as u64;
@@ -677,6 +698,22 @@ impl Driver {
             }
             op::START => self.stream.start(self.now),
             op::UPSTREAM => self.set_upstream(u64::from(input.u8()) * NS_PER_MS),
+            op::LIMITS => {
+                let (p, b) = (input.u16(), input.u32());
+                let d = Limits::default();
+                self.stream.set_limits(Limits::new(
+                    if p == u16::MAX {
+                        d.max_packets
+                    } else {
+                        usize::from(p % 512)
+                    },
+                    if b == u32::MAX {
+                        d.max_bytes
+                    } else {
+                        b as usize % (1 << 20)
+                    },
+                ));
+            }
             _ => return false,
         }
         true
@@ -970,6 +1007,7 @@ pub fn rtp_playout_summary(data: &[u8]) -> Summary {
                 unreachable!()
             };
             p.push(dr.now, h, &payload);
+            dr.pushed += 1;
             last = Some((h, payload));
         }
         dr.check_queue();
@@ -1072,6 +1110,7 @@ pub fn raw_playout_summary(data: &[u8]) -> Summary {
                     unreachable!()
                 };
                 p.push(dr.now, &samples);
+                dr.pushed += 1;
             }
             last = Some(bytes);
         }
@@ -1254,6 +1293,7 @@ pub mod seeds {
         let mut sc = Script::new(&rtp_cfg(0, 0, 0, 0));
         sc.op(op::START, &[]).op(op::TICK, &[1]).steady(10, 10);
         sc.op(op::ADVANCE, &[200]).op(op::BURST, &[20]);
+        sc.op(op::LIMITS, &[64, 0, 0, 64, 0, 0]).steady(5, 10);
         sc.op(op::LATENCY, &[100]).steady(10, 10).op(op::RESET, &[]);
         sc.op(op::FUZZED, &[1, 0, 0, 1, 0, 0, 7, 7, 7, 7, 1, 0]);
         sc.steady(40, 10);
@@ -1283,10 +1323,8 @@ pub mod seeds {
         for _ in 0..20 {
             sc.op(op::PUSH, &[]);
         }
-        sc.steady(40, 10)
-            .op(op::PLC, &[1])
-            .op(op::LOSE, &[])
-            .steady(20, 10);
+        sc.op(op::LIMITS, &[16, 0, 0, 0, 1, 0]).steady(40, 10);
+        sc.op(op::PLC, &[1]).op(op::LOSE, &[]).steady(20, 10);
         s.push(("raw_playout", "outage_restart_flood".into(), sc.0));
         s
     }
