@@ -47,14 +47,14 @@ for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"
   if ! fuzz run -O --debug-assertions -s "$sanitizer" "$t" -- \
     -max_total_time="$secs" -max_len="$(max_len "$t")" -timeout=30 \
-    -print_final_stats=1 2>&1 | tee "$logs/$t.log" | grep -E '^#[0-9]+ +(INITED|DONE|pulse)|ERROR|SUMMARY|panicked'; then
+    -print_final_stats=1 2>&1 | tee "$logs/$t.log" | grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|ERROR|SUMMARY|panicked'; then
     :
   fi
   if grep -qE '^(==[0-9]+==ERROR|SUMMARY: libFuzzer)|panicked at|deadly signal' "$logs/$t.log"; then
     failed+=("$t")
     echo "!! $t: finding saved in fuzz/artifacts/$t/ (log: $logs/$t.log)"
   fi
-  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+ +DONE' "$logs/$t.log" || true
+  grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^#[0-9]+[[:space:]]+DONE' "$logs/$t.log" || true
   echo "== $t: minimizing the corpus"
   fuzz cmin -O --debug-assertions -s "$sanitizer" "$t" -- -max_len="$(max_len "$t")" -timeout=30 \
     >"$logs/$t.cmin.log" 2>&1 || echo "cmin failed (see $logs/$t.cmin.log)"
