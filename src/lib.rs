@@ -15,6 +15,8 @@
 pub mod codec;
 pub mod conceal;
 pub mod drift;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod impair;
 pub mod jitter;
 pub mod pcm;

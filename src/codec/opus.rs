@@ -196,6 +196,7 @@ impl Decoder {
         };
         let n = n.max(0) as usize;
         out.truncate(start + n * self.channels);
+        clip(&mut out[start..]);
         n
     }
 
@@ -228,7 +229,20 @@ impl Decoder {
         };
         let n = n.max(0) as usize;
         out.truncate(start + n * self.channels);
+        clip(&mut out[start..]);
         n
+    }
+}
+
+/// libopus's float decoder does not clip: hostile packets decode to many times full scale (seen:
+/// -16.6). Keep what leaves the decoder in [-1, 1], as its 16-bit API does.
+fn clip(samples: &mut [f32]) {
+    for x in samples {
+        *x = if x.is_finite() {
+            x.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
     }
 }
 

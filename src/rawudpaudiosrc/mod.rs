@@ -11,7 +11,7 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod datagram;
+pub(crate) mod datagram;
 mod imp;
 mod socket;
 
