@@ -1170,7 +1170,10 @@ impl RtpPlayout {
             out.fill(0.0);
         }
         self.drift.rs = Some(rs);
-        (real, audible || out.iter().any(|&x| x != 0.0))
+        // `real` counts media frames fed; the chunk reports output frames (ratio = out / in),
+        // at most the chunk's own.
+        let real_out = ((real as f64 * ratio).round() as i64).clamp(0, frames);
+        (real_out, audible || out.iter().any(|&x| x != 0.0))
     }
 
     /// Appends the next `frames` media frames (from `media_head`) to `out`: decoded packets,
