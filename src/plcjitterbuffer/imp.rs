@@ -27,11 +27,11 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+use super::Mode;
 use crate::codec::{Encoding, PayloadDecoder};
 use crate::jitter::ledger::{DEFAULT_MAX_BYTES, DEFAULT_MAX_PACKETS};
 use crate::jitter::playout::max_queue_ns;
 use crate::jitter::rtp::{self, Malformed};
-use crate::jitter::rtp_playout::DriftMode;
 use crate::jitter::time::NS_PER_MS;
 use crate::jitter::{Ledger, Limits, Playout, PushOutcome, RtpPlayout, RtpPushOutcome, Stream};
 use crate::pcm::SampleFormat;
@@ -57,34 +57,6 @@ const DEFAULT_MAX_PACKETS_U32: u32 = DEFAULT_MAX_PACKETS as u32;
 const DEFAULT_MODE: Mode = Mode::Fixed;
 const DEFAULT_MAX_BYTES_U32: u32 = DEFAULT_MAX_BYTES as u32;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
-
-/// The `mode` property: clock drift compensation (see `crate::drift`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum, Default)]
-#[repr(i32)]
-#[enum_type(name = "GstPlcJitterBufferMode")]
-pub enum Mode {
-    #[enum_value(
-        name = "Off: media consumed at the nominal rate; a sender clock off by some ppm \
-                drifts the queue until a resync (for comparison)",
-        nick = "off"
-    )]
-    Off = 0,
-    #[default]
-    #[enum_value(
-        name = "Fixed: the delay is held at latency by resampling with the measured clock skew",
-        nick = "fixed"
-    )]
-    Fixed = 1,
-}
-
-impl From<Mode> for DriftMode {
-    fn from(m: Mode) -> Self {
-        match m {
-            Mode::Off => DriftMode::Off,
-            Mode::Fixed => DriftMode::Fixed,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Settings {

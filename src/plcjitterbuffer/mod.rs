@@ -9,6 +9,7 @@ use gst::prelude::*;
 mod imp;
 
 use crate::conceal::PlcMethod;
+use crate::jitter::rtp_playout::DriftMode;
 
 /// The `plc` property: how missing audio is concealed (see `crate::conceal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum, Default)]
@@ -60,12 +61,41 @@ impl From<Plc> for PlcMethod {
     }
 }
 
+/// The `mode` property: clock drift compensation (see `crate::drift`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum, Default)]
+#[repr(i32)]
+#[enum_type(name = "GstPlcJitterBufferMode")]
+pub enum Mode {
+    #[enum_value(
+        name = "Off: media consumed at the nominal rate; a sender clock off by some ppm \
+                drifts the queue until a resync (for comparison)",
+        nick = "off"
+    )]
+    Off = 0,
+    #[default]
+    #[enum_value(
+        name = "Fixed: the delay is held at latency by resampling with the measured clock skew",
+        nick = "fixed"
+    )]
+    Fixed = 1,
+}
+
+impl From<Mode> for DriftMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Off => DriftMode::Off,
+            Mode::Fixed => DriftMode::Fixed,
+        }
+    }
+}
+
 glib::wrapper! {
     pub struct PlcJitterBuffer(ObjectSubclass<imp::PlcJitterBuffer>) @extends gst::Element, gst::Object;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Plc::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Mode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "plcjitterbuffer",
