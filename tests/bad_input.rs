@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use common::{Lcg, MS, OwnBus, assert_chunk, rtp_packet, s16};
+use common::{Lcg, MS, OwnBus, assert_chunk, assert_ledger, rtp_packet, s16};
 use gst::glib;
 use gst::prelude::*;
 use gst_check::Harness;
@@ -152,49 +152,9 @@ fn assert_reconciles(stats: &gst::StructureRef) {
             );
         }
         "application/x-plcjitterbuffer-stats" => {
-            // The ledger.
-            assert_eq!(
-                stats.get::<i64>("unaccounted").unwrap(),
-                0,
-                "unaccounted: {stats}"
-            );
-            assert_eq!(
-                get("buffers-received"),
-                sum(&[
-                    "buffers-refused",
-                    "buffers-malformed",
-                    "buffers-not-whole-frames",
-                    "packets-received",
-                ]),
-                "every buffer refused, malformed, not whole frames or handed on: {stats}"
-            );
-            assert_eq!(
-                get("packets-received"),
-                sum(&[
-                    "packets-queued",
-                    "packets-held",
-                    "packets-played",
-                    "dropped-duplicate",
-                    "dropped-late",
-                    "dropped-overflow",
-                    "dropped-misfit",
-                    "dropped-invalid",
-                    "dropped-resync",
-                    "dropped-flushed",
-                ]),
-                "every packet queued, held, played or dropped for one reason: {stats}"
-            );
-            // Memory: what is held now within the most ever held (itself within the caps, see
-            // `assert_within_caps`).
-            assert!(
-                get("queued-packets") <= get("max-queued-packets")
-                    && get("queued-bytes") <= get("max-queued-bytes"),
-                "{stats}"
-            );
-            assert!(
-                get("packets-queued") + get("packets-held") == get("queued-packets"),
-                "queued-packets is what the ledger holds: {stats}"
-            );
+            // The ledger; what is held now within the most ever held (itself within the
+            // caps, see `assert_within_caps`).
+            assert_ledger(stats);
             let rtp = stats.has_field("malformed");
             if rtp {
                 let malformed: u64 = stats

@@ -107,7 +107,7 @@ fn pop_errors(bus: &gst::Bus) -> Vec<String> {
 #[test]
 fn pause_under_traffic_resumes_one_buffer_per_tick() {
     let (mut h, bus) = harness_with_bus(RAW_8K, 40);
-    let inputs = (0..20u64).map(|i| (i * 10 * MS, tone(i * 80, 80)));
+    let inputs = (0..20u64).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
     drive(&mut h, 40 * MS, 10, inputs, |j, buf| {
         assert_chunk(buf, j, 8000, 0, 2)
     });
@@ -118,7 +118,7 @@ fn pause_under_traffic_resumes_one_buffer_per_tick() {
     // Three seconds of backlog, all stamped at the resume (the clock stood at 130 ms).
     let resume = 130 * MS;
     for i in 20..320u64 {
-        h.push(buffer(resume, tone(i * 80, 80))).unwrap();
+        h.push(buffer(resume, tone_s16(8000, i * 80, 80))).unwrap();
     }
     let queued = stats(&h).get::<f64>("queued-ms").unwrap();
     assert!(queued <= 1_000.0, "{queued} ms queued after the backlog");
@@ -127,7 +127,7 @@ fn pause_under_traffic_resumes_one_buffer_per_tick() {
         // The sender goes on live after the backlog: one datagram per tick, arriving now.
         let now = 40 * MS + j * 10 * MS;
         let i = 320 + j - 10;
-        h.push(buffer(now, tone(i * 80, 80))).unwrap();
+        h.push(buffer(now, tone_s16(8000, i * 80, 80))).unwrap();
         h.crank_single_clock_wait().unwrap();
         let buf = h.pull().unwrap();
         assert_chunk(&buf, j, 8000, 0, 2);
@@ -138,16 +138,6 @@ fn pause_under_traffic_resumes_one_buffer_per_tick() {
     let delay = stats(&h).get::<f64>("current-delay-ms").unwrap();
     assert!((30.0..=60.0).contains(&delay), "delay {delay} ms");
     assert_eq!(pop_errors(&bus), Vec::<String>::new());
-}
-
-/// A 8 kHz tone as S16LE.
-fn tone(start: u64, frames: usize) -> Vec<u8> {
-    (0..frames as u64)
-        .flat_map(|i| {
-            let t = (start + i) as f64 / 8000.0;
-            (((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16).to_le_bytes()
-        })
-        .collect()
 }
 
 /// A flush clears everything: after FLUSH_STOP the next packet starts a new stream (no late,
@@ -596,7 +586,7 @@ fn spawn_sender(port: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> std::thread::Joi
         while !stop.load(Ordering::Relaxed) {
             let p = port.load(Ordering::Relaxed) as u16;
             // Errors (ICMP from a moment the port was closed) are expected while states change.
-            let _ = sock.send_to(&tone(sent * 80, 80), ("127.0.0.1", p));
+            let _ = sock.send_to(&tone_s16(8000, sent * 80, 80), ("127.0.0.1", p));
             sent += 1;
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -761,7 +751,7 @@ fn icmp_port_unreachable_does_not_stop_the_source() {
     let mut refused = 0;
     for i in 0..100u64 {
         sender
-            .send_to(&tone(i * 80, 80), ("127.0.0.1", port))
+            .send_to(&tone_s16(8000, i * 80, 80), ("127.0.0.1", port))
             .unwrap();
         match holder.send(b"x") {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
@@ -843,7 +833,7 @@ fn stress_threads_push_state_property_flush_for_10_s() {
             0,
             Box::new(move |_| {
                 // Errors while flushing or not PLAYING are expected.
-                let _ = src.push_buffer(gst::Buffer::from_mut_slice(tone(0, 80)));
+                let _ = src.push_buffer(gst::Buffer::from_mut_slice(tone_s16(8000, 0, 80)));
                 std::thread::sleep(Duration::from_millis(2));
             }),
         ),

@@ -163,15 +163,6 @@ fn still_alive(tracer: &gst::Tracer) -> (BTreeMap<String, i64>, usize) {
     })
 }
 
-fn tone(start: u64, frames: usize) -> Vec<u8> {
-    (0..frames as u64)
-        .flat_map(|i| {
-            let t = (start + i) as f64 / 8000.0;
-            (((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16).to_le_bytes()
-        })
-        .collect()
-}
-
 fn rtp(seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
     rtp_packet(seq, ts, 0x1ea6, 96, payload)
 }
@@ -183,7 +174,7 @@ fn raw_with_loss_flush_eos() {
     );
     let inputs = (0..100u64)
         .filter(|i| i % 7 != 3)
-        .map(|i| (i * 10 * MS, tone(i * 80, 80)));
+        .map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
     drive(&mut h, 40 * MS, 80, inputs, |j, buf| {
         assert_chunk(buf, j, 8000, 0, 2)
     });
@@ -195,7 +186,7 @@ fn raw_with_loss_flush_eos() {
         >::new()))
     );
     for i in 0..5u64 {
-        h.push(buffer(2_000 * MS + i * 10 * MS, tone(i * 80, 80)))
+        h.push(buffer(2_000 * MS + i * 10 * MS, tone_s16(8000, i * 80, 80)))
             .unwrap();
     }
     assert!(h.push_event(gst::event::Eos::new()));
@@ -211,7 +202,7 @@ fn rtp_l16() {
     let mut inputs: Vec<(u64, Vec<u8>)> = (0..150u64)
         .filter(|k| k % 9 != 4)
         .map(|k| {
-            let payload: Vec<u8> = tone(k * 160, 160)
+            let payload: Vec<u8> = tone_s16(8000, k * 160, 160)
                 .chunks(2)
                 .flat_map(|b| [b[1], b[0]])
                 .collect();
@@ -265,7 +256,7 @@ fn stats_messages() {
     let element = h.element().unwrap();
     element.set_bus(Some(&bus));
     element.set_property("stats-interval", 100u32);
-    let inputs = (0..100u64).map(|i| (i * 10 * MS, tone(i * 80, 80)));
+    let inputs = (0..100u64).map(|i| (i * 10 * MS, tone_s16(8000, i * 80, 80)));
     drive(&mut h, 40 * MS, 100, inputs, |_, _| {});
     let mut n = 0;
     while bus.pop_filtered(&[gst::MessageType::Element]).is_some() {
@@ -290,7 +281,7 @@ fn udp_pipeline_cycles() {
         pipeline.set_state(gst::State::Playing).unwrap();
         let port = src.property::<i32>("port") as u16;
         for i in 0..30u64 {
-            sock.send_to(&tone(i * 80, 80), ("127.0.0.1", port))
+            sock.send_to(&tone_s16(8000, i * 80, 80), ("127.0.0.1", port))
                 .unwrap();
             std::thread::sleep(Duration::from_millis(2));
         }
@@ -328,7 +319,7 @@ fn random_state_changes() {
                 let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
-                    let _ = sock.send_to(&tone(i * 80, 80), ("127.0.0.1", port as u16));
+                    let _ = sock.send_to(&tone_s16(8000, i * 80, 80), ("127.0.0.1", port as u16));
                     i += 1;
                     std::thread::sleep(Duration::from_millis(1));
                 }

@@ -9,17 +9,6 @@ use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
 
-/// The test signal: a 440 Hz tone at half scale, S16LE mono.
-fn tone_s16(rate: u32, start: u64, frames: usize) -> Vec<u8> {
-    (0..frames as u64)
-        .flat_map(|i| {
-            let n = (start + i) as f64;
-            let v = 0.5 * (n * 2.0 * std::f64::consts::PI * 440.0 / rate as f64).sin();
-            ((v * 32767.0).round() as i16).to_le_bytes()
-        })
-        .collect()
-}
-
 #[test]
 fn steady_input_keeps_exact_cadence_for_an_hour() {
     let mut h = harness(

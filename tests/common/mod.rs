@@ -165,3 +165,71 @@ pub fn rtp_packet(seq: u16, ts: u32, ssrc: u32, pt: u8, payload: &[u8]) -> Vec<u
         .write_vec()
         .expect("a valid RTP packet")
 }
+
+/// What the jitter buffer's `stats` ledger sums (see the `stats` property blurb).
+pub const LEDGER_BUCKETS: [&str; 10] = [
+    "packets-queued",
+    "packets-held",
+    "packets-played",
+    "dropped-duplicate",
+    "dropped-late",
+    "dropped-overflow",
+    "dropped-misfit",
+    "dropped-invalid",
+    "dropped-resync",
+    "dropped-flushed",
+];
+
+/// The jitter buffer's accounting reconciles: `unaccounted` is 0, every buffer was refused,
+/// malformed, not whole frames or handed on, every packet handed on is in exactly one bucket,
+/// `queued-packets` is what the ledger holds, and what is held now is within the most held.
+#[track_caller]
+pub fn assert_ledger(stats: &gst::StructureRef) {
+    let get = |f: &str| {
+        stats
+            .get::<u64>(f)
+            .unwrap_or_else(|e| panic!("stats field {f}: {e} in {stats}"))
+    };
+    let sum = |fields: &[&str]| fields.iter().map(|f| get(f)).sum::<u64>();
+    assert_eq!(
+        stats.get::<i64>("unaccounted").unwrap(),
+        0,
+        "unaccounted: {stats}"
+    );
+    assert_eq!(
+        get("buffers-received"),
+        sum(&[
+            "buffers-refused",
+            "buffers-malformed",
+            "buffers-not-whole-frames",
+            "packets-received",
+        ]),
+        "every buffer refused, malformed, not whole frames or handed on: {stats}"
+    );
+    assert_eq!(
+        get("packets-received"),
+        sum(&LEDGER_BUCKETS),
+        "every packet queued, held, played or dropped for one reason: {stats}"
+    );
+    assert_eq!(
+        get("queued-packets"),
+        get("packets-queued") + get("packets-held"),
+        "queued-packets is what the ledger holds: {stats}"
+    );
+    assert!(
+        get("queued-packets") <= get("max-queued-packets")
+            && get("queued-bytes") <= get("max-queued-bytes"),
+        "held now within the most held: {stats}"
+    );
+}
+
+/// The test signal: a 440 Hz tone at half scale, S16LE mono.
+pub fn tone_s16(rate: u32, start: u64, frames: usize) -> Vec<u8> {
+    (0..frames as u64)
+        .flat_map(|i| {
+            let n = (start + i) as f64;
+            let v = 0.5 * (n * 2.0 * std::f64::consts::PI * 440.0 / rate as f64).sin();
+            ((v * 32767.0).round() as i16).to_le_bytes()
+        })
+        .collect()
+}
