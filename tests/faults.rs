@@ -874,9 +874,15 @@ fn stress_threads_push_state_property_flush_for_10_s() {
                     {
                         let _stream = pad.stream_lock();
                         pad.send_event(gst::event::FlushStop::new(true));
-                        pad.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
-                            gst::ClockTime,
-                        >::new()));
+                        // Upstream sends its segment within its stream: only once its
+                        // stream-start is there (a state change to READY clears the pad's
+                        // sticky events, under this lock, and upstream sends them anew).
+                        if pad.sticky_event::<gst::event::StreamStart>(0).is_some() {
+                            pad.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                                gst::ClockTime,
+                            >::new(
+                            )));
+                        }
                     }
                     std::thread::sleep(Duration::from_millis(30));
                 }),
