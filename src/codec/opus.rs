@@ -59,6 +59,9 @@ pub struct Decoder {
     dec: NonNull<ffi::OpusDecoder>,
     dred_dec: Option<NonNull<ffi::OpusDREDDecoder>>,
     dred: Option<NonNull<ffi::OpusDRED>>,
+    /// Frames of audio the last successful DRED parse can rebuild (0: none). Decoding further
+    /// back than that makes libopus read feature memory the parse never wrote.
+    dred_reach: usize,
     channels: usize,
 }
 
@@ -84,6 +87,7 @@ impl Decoder {
             dec,
             dred_dec: None,
             dred: None,
+            dred_reach: 0,
             channels,
         };
         d.set_complexity(complexity);
@@ -114,6 +118,7 @@ impl Decoder {
 
     /// Back to a fresh state (a new stream).
     pub fn reset(&mut self) {
+        self.dred_reach = 0;
         // SAFETY: a valid decoder; OPUS_RESET_STATE takes no argument.
         unsafe {
             ffi::opus_decoder_ctl(self.dec.as_ptr(), ffi::OPUS_RESET_STATE);
@@ -168,8 +173,10 @@ impl Decoder {
             )
         };
         if n <= 0 {
+            self.dred_reach = 0;
             (0, 0)
         } else {
+            self.dred_reach = n as usize;
             (n as usize, end.clamp(0, n) as usize)
         }
     }
@@ -179,7 +186,9 @@ impl Decoder {
     pub fn decode_dred(&mut self, offset: usize, frames: usize, out: &mut Vec<f32>) -> usize {
         let Some(dred) = self.dred else { return 0 };
         let frames = (frames / MIN_FRAME * MIN_FRAME).min(MAX_PACKET_FRAMES);
-        if frames == 0 {
+        // Only within what the last parse holds (valgrind: a fuzzed offset beyond it made
+        // libopus branch on uninitialised feature memory).
+        if frames == 0 || offset > self.dred_reach {
             return 0;
         }
         let start = out.len();
