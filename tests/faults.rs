@@ -150,13 +150,7 @@ fn flush_restarts_an_rtp_stream_as_new() {
     drive(&mut h, 40 * MS, 40, inputs, |j, buf| {
         assert_chunk(buf, j, 8000, 0, 2)
     });
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
-    assert!(
-        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-            gst::ClockTime,
-        >::new()))
-    );
+    flush(&mut h);
     while h.try_pull().is_some() {}
     assert_eq!(stat(&h, "received"), 0, "stats restart with the stream");
 

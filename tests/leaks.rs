@@ -178,13 +178,7 @@ fn raw_with_loss_flush_eos() {
     drive(&mut h, 40 * MS, 80, inputs, |j, buf| {
         assert_chunk(buf, j, 8000, 0, 2)
     });
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
-    assert!(
-        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-            gst::ClockTime,
-        >::new()))
-    );
+    flush(&mut h);
     for i in 0..5u64 {
         h.push(buffer(2_000 * MS + i * 10 * MS, tone_s16(8000, i * 80, 80)))
             .unwrap();

@@ -316,10 +316,7 @@ fn flush_clears_the_stream() {
     drive(&mut h, 40 * MS, 3, inputs, |j, buf| {
         assert_chunk(buf, j, 8000, 0, 2)
     });
-    assert!(h.push_event(gst::event::FlushStart::new()));
-    assert!(h.push_event(gst::event::FlushStop::new(true)));
-    let segment = gst::FormattedSegment::<gst::ClockTime>::new();
-    assert!(h.push_event(gst::event::Segment::new(&segment)));
+    flush(&mut h);
     assert_eq!(stat(&h, "received"), 0, "stats restart with the stream");
     while h.try_pull().is_some() {}
 

@@ -233,3 +233,14 @@ pub fn tone_s16(rate: u32, start: u64, frames: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A flush as an upstream seek sends it: FLUSH_START, FLUSH_STOP, then a new TIME segment.
+pub fn flush(h: &mut Harness) {
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
+}
