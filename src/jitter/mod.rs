@@ -2,6 +2,7 @@
 //! Pure jitter-buffer core: placing raw datagrams on the sender's timeline (or RTP packets by
 //! their timestamps), queueing them, and the clocked 10 ms playout with concealment. No GStreamer types; time comes in as arguments.
 
+pub mod compensate;
 pub mod ledger;
 pub mod playout;
 pub mod rtp;

@@ -51,18 +51,15 @@
 //! first, then the oldest queued). Every pushed packet is in one bucket of the [`Ledger`].
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
 
+use super::compensate::Compensator;
+pub use super::compensate::{DriftMode, DriftStats};
 use super::ledger::{Bucket, Ledger, Limits};
 use super::playout::{Chunk, Stats, max_queue_ns};
 use super::rtp::Header;
 use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use crate::codec::{PayloadDecoder, PayloadError};
 use crate::conceal::Concealer;
-use crate::drift::{
-    ControllerConfig, DriftLoop, DriftResampler, Interpolation, TargetMode, TickDecision,
-    playout_delay_ns,
-};
 
 /// A sequence number this far behind the highest one is a jump, not reordering.
 pub const MAX_MISORDER: i64 = 100;
@@ -84,184 +81,6 @@ pub const MAX_PACKETS: usize = super::ledger::DEFAULT_MAX_PACKETS;
 const MAX_RUN: usize = 64;
 /// Audio held beyond the delay bound while the output is behind its clock.
 const MAX_BACKLOG_NS: i64 = 2 * NS_PER_SEC;
-
-/// Clock drift compensation of the output (see `crate::drift` and `docs/drift.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DriftMode {
-    /// Media is consumed at exactly the nominal rate: a sender clock that runs fast or slow
-    /// makes the queue grow or run dry until a resync (the behaviour before drift
-    /// compensation, for comparison). The skew is still estimated for the stats.
-    Off,
-    /// The playout delay is held at the latency: the media is resampled with a ratio a
-    /// control loop derives from the arrival times.
-    #[default]
-    Fixed,
-}
-
-/// What the drift loop measured and decided at the last chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct DriftStats {
-    /// Sender's clock against the output clock, ppm (positive: the sender is fast).
-    pub skew_ppm: Option<f64>,
-    /// Resampling ratio (output / input) of the last chunk; 1 while bypassed.
-    pub ratio: f64,
-    /// How long after its fastest-path arrival the first frame of the last chunk plays (ns):
-    /// what the loop holds at the target.
-    pub measured_delay_ns: f64,
-    pub target_delay_ns: f64,
-    /// The resampler is in the path (it takes over from the bypass once the loop corrects).
-    pub resampling: bool,
-}
-
-/// Bypass until the loop wants a ratio this far from 1...
-const ENGAGE_RATIO: f64 = 20e-6;
-/// ...or the delay is this far off the target (ns).
-const ENGAGE_DELAY_NS: f64 = 1e6;
-
-/// The drift loop and the resampler of one stream.
-struct Drift {
-    mode: DriftMode,
-    rate: u32,
-    channels: usize,
-    interpolation: Interpolation,
-    /// Input frames the resampler reads ahead of its read position.
-    lookahead: usize,
-    /// The most frames one pull may ask for.
-    max_chunk: usize,
-    /// What the loop measures is the delay of the newest frame a chunk needs, `offset_ns`
-    /// after the chunk's first frame in media time: the loop's clock runs `offset_ns` ahead,
-    /// so that its delay is the one of the chunk's first frame, the latency's meaning.
-    offset_ns: i64,
-    /// How much later than the fastest path the anchoring packet arrived (≥ 0, at most the
-    /// latency), as far as the packets that arrived until the first chunk after it can tell;
-    /// fixed then: the delay the stream started with is `latency + excess`, and that is what
-    /// is held (a stream without skew plays exactly as it would without drift compensation).
-    excess_ns: Option<f64>,
-    latency_ns: i64,
-    lp: DriftLoop,
-    /// `Some` once engaged: then every output frame comes through it.
-    rs: Option<DriftResampler>,
-    /// Media position of the resampler's input frame 0.
-    base: i64,
-    /// The last frames produced while bypassed (interleaved): the filter's history when the
-    /// resampler takes over.
-    history: VecDeque<f32>,
-    history_frames: usize,
-    last: Option<TickDecision>,
-    feed: Vec<f32>,
-    /// Which input frame the resampler's output frame 0 is, at ratio 1 (measured once).
-    lag: Option<i64>,
-}
-
-impl fmt::Debug for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Drift")
-            .field("mode", &self.mode)
-            .field("resampling", &self.rs.is_some())
-            .field("base", &self.base)
-            .field("last", &self.last)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drift {
-    fn new(rate: u32, channels: usize, latency_ns: i64) -> Self {
-        // 128 taps (flat to 20 kHz at 48 kHz); below 32 kHz 64, so the look-ahead stays small
-        // (4 ms at 8 kHz).
-        let len = if rate >= 32_000 { 128 } else { 64 };
-        let lookahead = len / 2;
-        let chunk_frames = (i64::from(rate) + 99) / 100;
-        let history_frames = 2 * lookahead;
-        let offset_ns = frames_to_ns(chunk_frames + lookahead as i64, rate);
-        let mut me = Self {
-            mode: DriftMode::default(),
-            rate,
-            channels,
-            interpolation: Interpolation::Sinc { len },
-            lookahead,
-            max_chunk: (chunk_frames as usize + 1).max(history_frames),
-            offset_ns,
-            excess_ns: None,
-            latency_ns,
-            lp: DriftLoop::new(
-                rate,
-                TargetMode::Fixed { latency_ns: 0 },
-                ControllerConfig::default(),
-            ),
-            rs: None,
-            base: 0,
-            history: VecDeque::new(),
-            history_frames,
-            last: None,
-            feed: Vec::new(),
-            lag: None,
-        };
-        me.restart(latency_ns);
-        me
-    }
-
-    fn target_ns(&self) -> u64 {
-        (self.latency_ns as f64 + self.excess_ns.unwrap_or(0.0)).max(0.0) as u64
-    }
-
-    /// A new media timeline (first packet, resync): the line and the controller start over;
-    /// the resampler (if engaged) runs on, the output stays continuous.
-    fn restart(&mut self, latency_ns: i64) {
-        self.latency_ns = latency_ns;
-        self.excess_ns = None;
-        self.lp = DriftLoop::new(
-            self.rate,
-            TargetMode::Fixed {
-                latency_ns: self.target_ns(),
-            },
-            ControllerConfig::default(),
-        );
-    }
-
-    /// One tick at `now_ns` (the chunk's deadline less upstream latency) needing media up to
-    /// `need_pos`.
-    fn tick(&mut self, now_ns: i64, need_pos: f64) -> TickDecision {
-        let now = (now_ns + self.offset_ns).max(0) as u64;
-        if self.excess_ns.is_none()
-            && let Some(delay) = playout_delay_ns(self.lp.skew(), now, need_pos)
-        {
-            let excess = (delay - self.latency_ns as f64).clamp(0.0, self.latency_ns as f64);
-            self.excess_ns = Some(excess);
-            self.lp.set_fixed_latency(self.target_ns());
-        }
-        let d = self.lp.on_tick(now, need_pos);
-        self.last = Some(d);
-        d
-    }
-
-    /// Forgets the stream.
-    fn reset(&mut self, latency_ns: i64) {
-        self.restart(latency_ns);
-        self.rs = None;
-        self.base = 0;
-        self.history.clear();
-        self.last = None;
-    }
-
-    fn set_latency(&mut self, latency_ns: i64) {
-        self.latency_ns = latency_ns;
-        self.excess_ns = self.excess_ns.map(|e| e.min(latency_ns as f64));
-        self.lp.set_fixed_latency(self.target_ns());
-    }
-
-    fn ratio(&self) -> f64 {
-        self.rs.as_ref().map_or(1.0, DriftResampler::ratio)
-    }
-
-    fn remember(&mut self, produced: &[f32]) {
-        self.history.extend(produced.iter().copied());
-        let cap = self.history_frames * self.channels;
-        if self.history.len() > cap {
-            let extra = self.history.len() - cap;
-            self.history.drain(..extra);
-        }
-    }
-}
 
 /// What became of a pushed packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -401,7 +220,11 @@ pub struct RtpPlayout {
     /// Media position just after the last received frame produced: while resampling, it may
     /// still be in the resampler, not yet played.
     real_end: i64,
-    drift: Drift,
+    drift: Compensator,
+    /// Scratch for what is fed to the resampler.
+    feed: Vec<f32>,
+    /// Frames of the gap opened by [`RtpPlayout::shift_timeline`] not yet filled.
+    insert_left: u64,
 }
 
 impl RtpPlayout {
@@ -447,44 +270,35 @@ impl RtpPlayout {
             next_chain: 0,
             media_head: 0,
             real_end: 0,
-            drift: Drift::new(rate, channels, clamp_ns(latency_ns)),
+            drift: Compensator::new(rate, channels, clamp_ns(latency_ns)),
+            feed: Vec::new(),
+            insert_left: 0,
         }
     }
 
     /// Sets the drift compensation; applies from the next chunk (an engaged resampler stays
     /// in the path until [`RtpPlayout::reset`]).
     pub fn set_drift_mode(&mut self, mode: DriftMode) {
-        self.drift.mode = mode;
+        self.drift.set_mode(mode);
     }
 
     pub fn drift_mode(&self) -> DriftMode {
-        self.drift.mode
+        self.drift.mode()
+    }
+
+    /// Adaptive mode's range of the target delay (ns); applies to the next stream (or resync).
+    pub fn set_latency_range(&mut self, min_ns: u64, max_ns: u64) {
+        self.drift.set_range(min_ns, max_ns);
     }
 
     /// The drift loop's estimate and decision at the last chunk.
     pub fn drift_stats(&self) -> DriftStats {
-        let d = &self.drift;
-        let (measured, target) = match d.last {
-            Some(t) => (t.measured_delay_ns, t.target_delay_ns),
-            None => (self.latency_ns as f64, self.latency_ns as f64),
-        };
-        DriftStats {
-            skew_ppm: d.lp.skew().skew_ppm(),
-            ratio: d
-                .last
-                .map_or(1.0, |t| if d.rs.is_some() { t.ratio } else { 1.0 }),
-            measured_delay_ns: measured,
-            target_delay_ns: target,
-            resampling: d.rs.is_some(),
-        }
+        self.drift.stats(self.latency_ns)
     }
 
     /// Media position of the next output frame (fractional while resampling).
     pub fn media_read_pos(&self) -> f64 {
-        match &self.drift.rs {
-            Some(rs) => self.drift.base as f64 + rs.read_pos(),
-            None => self.media_head as f64,
-        }
+        self.drift.read_pos(self.media_head)
     }
 
     /// Media position minus output frame counter: how far the drift compensation has moved
@@ -569,6 +383,7 @@ impl RtpPlayout {
         self.media_head = 0;
         self.real_end = 0;
         self.drift.reset(self.latency_ns);
+        self.insert_left = 0;
     }
 
     pub fn set_latency(&mut self, latency_ns: u64) {
@@ -620,8 +435,10 @@ impl RtpPlayout {
         (end - self.media_read_pos().floor() as i64).max(0)
     }
 
+    /// Most audio held ahead of the play head (ns), from the delay bound (`latency`, or the
+    /// top of the adaptive range).
     pub fn max_queue_ns(&self) -> u64 {
-        max_queue_ns(self.latency_ns as u64)
+        max_queue_ns(self.drift.delay_bound_ns(self.latency_ns) as u64)
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
@@ -756,9 +573,7 @@ impl RtpPlayout {
         self.stats.last_wait_ns = Some(
             origin + self.latency_ns + frames_to_ns(pos - self.media_offset(), self.rate) - arrival,
         );
-        self.drift
-            .lp
-            .on_packet(arrival.max(0) as u64, pos.max(0) as u64);
+        self.drift.on_packet(arrival, pos);
         self.store_bytes += payload.len();
         if let Some(old) = self.store.insert(
             seq,
@@ -1022,6 +837,7 @@ impl RtpPlayout {
         self.last_transit = None;
         // A new media timeline: its arrival line starts over.
         self.drift.restart(self.latency_ns);
+        self.insert_left = 0;
         self.ssrc = Some(last.header.ssrc);
         self.rtp.ssrc = self.ssrc;
         self.rtp.payload_type = Some(last.header.pt);
@@ -1071,20 +887,24 @@ impl RtpPlayout {
 
         // Same time base as the arrivals: the deadline less the upstream latency.
         let now = self.origin.unwrap_or(0) + self.latency_ns + frames_to_ns(out_head, self.rate);
-        let need = self.media_read_pos()
-            + frames as f64 / self.drift.ratio()
-            + self.drift.lookahead as f64;
-        let d = self.drift.tick(now, need);
-        if self.drift.rs.is_none()
-            && self.drift.mode == DriftMode::Fixed
-            && self.played_seq.is_some()
-            && ((d.ratio - 1.0).abs() > ENGAGE_RATIO
-                || (d.measured_delay_ns - d.target_delay_ns).abs() > ENGAGE_DELAY_NS)
-        {
-            self.engage();
+        let d = self.drift.tick(now, self.media_read_pos(), frames);
+        let insert = self.drift.insert_due(&d);
+        if insert > 0 && self.played_seq.is_some() {
+            self.shift_timeline(insert);
         }
-        let (real, audible) = if self.drift.rs.is_some() {
-            self.pull_resampled(frames, d.ratio, out)
+        if self.drift.wants_resampler(&d, self.played_seq.is_some()) {
+            let discard = self.drift.engage(self.media_head);
+            self.feed_resampler(discard);
+            self.drift.discard(discard);
+        }
+        let (real, audible) = if self.drift.resampling() {
+            self.drift.set_ratio(d.ratio);
+            let (real, audible) = self.feed_resampler(frames as usize);
+            let audible = self.drift.pull(frames as usize, out) || audible;
+            // `real` counts media frames fed; the chunk reports output frames (ratio = out /
+            // in), at most the chunk's own.
+            let real_out = ((real as f64 * d.ratio).round() as i64).clamp(0, frames);
+            (real_out, audible)
         } else {
             let r = self.produce(frames, out);
             self.drift.remember(out);
@@ -1104,76 +924,36 @@ impl RtpPlayout {
         chunk
     }
 
-    /// Puts the resampler in the path: it starts with the last frames bypassed as history and
-    /// its output is run up to the current read position, so the switch is seamless.
-    fn engage(&mut self) {
-        let ch = self.channels;
-        let mut rs = DriftResampler::new(ch, self.drift.max_chunk, self.drift.interpolation);
-        debug_assert_eq!(rs.lookahead_frames(), self.drift.lookahead);
-        let lag = *self
-            .drift
-            .lag
-            .get_or_insert_with(|| resampler_lag(self.drift.interpolation));
-        let hist: Vec<f32> = self.drift.history.drain(..).collect();
-        let h = (hist.len() / ch) as i64;
-        rs.push(&hist);
-        // Output frame k is input frame k + lag: discarding h - lag frames leaves the next
-        // output at the bypass's next frame.
-        self.drift.base = self.media_head - h + lag;
-        let discard_frames = (h - lag).max(0) as usize;
-        let mut feed = std::mem::take(&mut self.drift.feed);
-        if discard_frames > 0 {
-            self.feed_resampler(&mut rs, discard_frames, &mut feed);
-            let mut discard = vec![0.0f32; discard_frames * ch];
-            // Cannot fail: fed above.
-            let _ = rs.pull(&mut discard);
+    /// Moves the timeline `frames` later from the next packet on (adaptive mode raising the
+    /// delay at once): the gap this opens before it is concealed like a loss and merged into
+    /// it, and counted as inserted, not as concealment.
+    fn shift_timeline(&mut self, frames: i64) {
+        self.anchor_pos += frames;
+        for p in self.store.values_mut() {
+            p.pos += frames;
         }
-        self.drift.feed = feed;
-        self.drift.rs = Some(rs);
+        self.insert_left += frames as u64;
+        self.drift.shifted(frames);
     }
 
     /// Decodes (or conceals) media into the resampler until it can produce `frames`.
     /// Returns the real frames fed and whether anything audible was.
-    fn feed_resampler(
-        &mut self,
-        rs: &mut DriftResampler,
-        frames: usize,
-        feed: &mut Vec<f32>,
-    ) -> (i64, bool) {
+    fn feed_resampler(&mut self, frames: usize) -> (i64, bool) {
         let (mut real, mut audible) = (0, false);
+        let mut feed = std::mem::take(&mut self.feed);
         loop {
-            let need = rs.input_frames_needed(frames);
-            let queued = rs.queued_frames();
-            if queued >= need {
-                return (real, audible);
+            let need = self.drift.input_needed(frames);
+            if need == 0 {
+                break;
             }
             feed.clear();
-            let (r, a) = self.produce((need - queued) as i64, feed);
+            let (r, a) = self.produce(need as i64, &mut feed);
             real += r;
             audible |= a;
-            rs.push(feed);
+            self.drift.push(&feed);
         }
-    }
-
-    /// One chunk through the resampler at `ratio`.
-    fn pull_resampled(&mut self, frames: i64, ratio: f64, out: &mut Vec<f32>) -> (i64, bool) {
-        let Some(mut rs) = self.drift.rs.take() else {
-            return (0, false);
-        };
-        rs.set_ratio(ratio);
-        let mut feed = std::mem::take(&mut self.drift.feed);
-        let (real, audible) = self.feed_resampler(&mut rs, frames as usize, &mut feed);
-        self.drift.feed = feed;
-        out.resize(frames as usize * self.channels, 0.0);
-        if rs.pull(out).is_err() {
-            // Cannot happen (fed above): silence rather than a short chunk.
-            out.fill(0.0);
-        }
-        self.drift.rs = Some(rs);
-        // `real` counts media frames fed; the chunk reports output frames (ratio = out / in),
-        // at most the chunk's own.
-        let real_out = ((real as f64 * ratio).round() as i64).clamp(0, frames);
-        (real_out, audible || out.iter().any(|&x| x != 0.0))
+        self.feed = feed;
+        (real, audible)
     }
 
     /// Appends the next `frames` media frames (from `media_head`) to `out`: decoded packets,
@@ -1235,7 +1015,11 @@ impl RtpPlayout {
     }
 
     fn count_filled(&mut self, frames: i64, silent: bool) {
-        let frames = frames as u64;
+        // The first frames filled after a shift are the inserted ones (counted by the drift
+        // stats), not a pause or a loss.
+        let inserted = (frames as u64).min(self.insert_left);
+        self.insert_left -= inserted;
+        let frames = frames as u64 - inserted;
         if self.pending_kind == Kind::Dtx {
             self.rtp.dtx_frames += frames;
         } else if silent {
@@ -1415,20 +1199,6 @@ impl RtpPlayout {
         self.pending_pos = pos;
         self.pending_kind = kind;
     }
-}
-
-/// Which input frame the resampler's output frame 0 is at ratio 1 (its priming leaves it a
-/// frame or so off), measured on a ramp: within the filter's reach of the edges a windowed
-/// sinc reproduces a straight line.
-fn resampler_lag(interpolation: Interpolation) -> i64 {
-    let mut rs = DriftResampler::new(1, 256, interpolation);
-    let ramp: Vec<f32> = (0..1024).map(|n| n as f32).collect();
-    rs.push(&ramp);
-    let mut out = vec![0.0f32; 256];
-    if rs.pull(&mut out).is_err() {
-        return 0;
-    }
-    (f64::from(out[200]) - 200.0).round() as i64
 }
 
 /// RFC 3550 Appendix A.1-style unwrapping of a `bits`-wide counter `value` to the extended value

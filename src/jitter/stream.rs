@@ -2,9 +2,10 @@
 //! One input stream of the jitter buffer, raw PCM or RTP: the element drives both through the
 //! same calls.
 
+use super::compensate::{DriftMode, DriftStats};
 use super::ledger::{Ledger, Limits};
 use super::playout::{Chunk, Playout, Stats};
-use super::rtp_playout::{DriftMode, DriftStats, RtpPlayout, RtpStats};
+use super::rtp_playout::{RtpPlayout, RtpStats};
 
 #[derive(Debug)]
 pub enum Stream {
@@ -54,6 +55,13 @@ impl Stream {
     pub fn set_drift_mode(&mut self, mode: DriftMode) {
         if let Stream::Rtp(p) = self {
             p.set_drift_mode(mode);
+        }
+    }
+
+    /// Adaptive mode's range of the target delay (ns), from the next stream or resync.
+    pub fn set_latency_range(&mut self, min_ns: u64, max_ns: u64) {
+        if let Stream::Rtp(p) = self {
+            p.set_latency_range(min_ns, max_ns);
         }
     }
 

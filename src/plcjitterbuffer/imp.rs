@@ -56,6 +56,8 @@ const DEFAULT_PLC: super::Plc = super::Plc::Expand;
 const DEFAULT_MAX_PACKETS_U32: u32 = DEFAULT_MAX_PACKETS as u32;
 const DEFAULT_MODE: Mode = Mode::Fixed;
 const DEFAULT_MAX_BYTES_U32: u32 = DEFAULT_MAX_BYTES as u32;
+const DEFAULT_MIN_LATENCY_MS: u32 = 10;
+const DEFAULT_MAX_LATENCY_MS: u32 = 500;
 const STATS_NAME: &str = "application/x-plcjitterbuffer-stats";
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +68,8 @@ struct Settings {
     opus_complexity: i32,
     plc: super::Plc,
     mode: Mode,
+    min_latency_ms: u32,
+    max_latency_ms: u32,
     max_packets: u32,
     max_bytes: u32,
 }
@@ -73,6 +77,12 @@ struct Settings {
 impl Settings {
     fn limits(&self) -> Limits {
         Limits::new(self.max_packets as usize, self.max_bytes as usize)
+    }
+
+    /// Adaptive mode's target range (ns); a minimum above the maximum is taken as both.
+    fn latency_range(&self) -> (u64, u64) {
+        let max = self.max_latency_ms.max(self.min_latency_ms);
+        (ms_to_ns(self.min_latency_ms), ms_to_ns(max))
     }
 }
 
@@ -85,6 +95,8 @@ impl Default for Settings {
             opus_complexity: DEFAULT_OPUS_COMPLEXITY,
             plc: DEFAULT_PLC,
             mode: DEFAULT_MODE,
+            min_latency_ms: DEFAULT_MIN_LATENCY_MS,
+            max_latency_ms: DEFAULT_MAX_LATENCY_MS,
             max_packets: DEFAULT_MAX_PACKETS_U32,
             max_bytes: DEFAULT_MAX_BYTES_U32,
         }
@@ -326,17 +338,47 @@ impl ObjectImpl for PlcJitterBuffer {
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("mode", DEFAULT_MODE)
-                    .nick("Clock drift mode")
+                    .nick("Delay and clock drift mode")
                     .blurb(
-                        "How a sender clock that runs fast or slow against the pipeline clock is \
-                         compensated (RTP input; raw input is not compensated yet): fixed \
-                         (default) holds the playout delay at latency by resampling at a ratio a \
-                         control loop derives from the arrival times (ramped, at most a few ppm \
-                         per second once locked; bit-exact until a correction is needed); off \
-                         consumes media at the nominal rate, so the queue drifts until a resync \
-                         (for comparison). Changeable in READY and below.",
+                        "How the playout delay is chosen and a sender clock that runs fast or \
+                         slow against the pipeline clock is compensated: fixed (default) holds \
+                         the delay at latency by resampling at a ratio a control loop derives \
+                         from the arrival times (ramped, at most a few ppm per second once \
+                         locked; bit-exact until a correction is needed); adaptive lets the \
+                         delay follow the measured arrival jitter (a high quantile) within \
+                         min-latency..max-latency, rising at once by concealing when jitter \
+                         grows and falling within seconds by resampling up to 1 % faster when \
+                         it shrinks, the drift compensated the same way (latency then is only \
+                         the delay the stream starts with and the latency reported \
+                         downstream); off consumes media at the nominal rate, so the queue \
+                         drifts until a resync (for comparison). Changeable in READY and below.",
                     )
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("min-latency")
+                    .nick("Minimum adaptive latency")
+                    .blurb(
+                        "mode=adaptive: the lowest delay (ms) the target may fall to, beyond \
+                         the fastest datagrams' arrival. Range 0-10000, default 10. Takes \
+                         effect for the next stream (a resync, flush or caps change). \
+                         Changeable while PLAYING.",
+                    )
+                    .maximum(MAX_LATENCY_MS)
+                    .default_value(DEFAULT_MIN_LATENCY_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-latency")
+                    .nick("Maximum adaptive latency")
+                    .blurb(
+                        "mode=adaptive: the highest delay (ms) the target may rise to however \
+                         large the jitter (what arrives later is concealed); below \
+                         min-latency it is taken as min-latency. The queue is sized for it. \
+                         Range 0-10000, default 500. Takes effect for the next stream (a \
+                         resync, flush or caps change). Changeable while PLAYING.",
+                    )
+                    .maximum(MAX_LATENCY_MS)
+                    .default_value(DEFAULT_MAX_LATENCY_MS)
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-packets")
                     .nick("Maximum packets held")
@@ -389,7 +431,10 @@ impl ObjectImpl for PlcJitterBuffer {
                          payload-type, drift-ppm (estimated sender clock skew, positive: fast), \
                          drift-ratio (resampling ratio, 1 while bypassed), target-delay-ms and \
                          measured-delay-ms (the drift loop's: how long after the fastest-path \
-                         arrival the audio now playing plays), malformed (all refused headers) and one malformed-<reason> \
+                         arrival the audio now playing plays), stretch-inserted-ms and \
+                         stretch-removed-ms (output time added to or taken from the media by \
+                         resampling, and concealment inserted to raise the delay in adaptive \
+                         mode), malformed (all refused headers) and one malformed-<reason> \
                          count per reason (too-short, bad-version, csrc-overrun, \
                          extension-overrun, bad-padding, rtcp, empty-payload, payload-type). \
                          Memory: queued-packets, queued-bytes (held now, see max-packets and \
@@ -451,6 +496,22 @@ impl ObjectImpl for PlcJitterBuffer {
                     p.set_drift_mode(mode.into());
                 }
             }
+            "min-latency" | "max-latency" => {
+                let v: u32 = value.get().expect("type checked upstream");
+                let range = {
+                    let mut settings = lock(&self.settings);
+                    if pspec.name() == "min-latency" {
+                        settings.min_latency_ms = v;
+                    } else {
+                        settings.max_latency_ms = v;
+                    }
+                    settings.latency_range()
+                };
+                gst::info!(CAT, imp = self, "{} set to {v} ms", pspec.name());
+                if let Some(p) = lock(&self.state).playout.as_mut() {
+                    p.set_latency_range(range.0, range.1);
+                }
+            }
             "plc" => {
                 let plc: super::Plc = value.get().expect("type checked upstream");
                 lock(&self.settings).plc = plc;
@@ -491,6 +552,8 @@ impl ObjectImpl for PlcJitterBuffer {
             "opus-complexity" => lock(&self.settings).opus_complexity.to_value(),
             "plc" => lock(&self.settings).plc.to_value(),
             "mode" => lock(&self.settings).mode.to_value(),
+            "min-latency" => lock(&self.settings).min_latency_ms.to_value(),
+            "max-latency" => lock(&self.settings).max_latency_ms.to_value(),
             "max-packets" => lock(&self.settings).max_packets.to_value(),
             "max-bytes" => lock(&self.settings).max_bytes.to_value(),
             "stats" => self.stats(&lock(&self.state)).to_value(),
@@ -807,6 +870,8 @@ impl PlcJitterBuffer {
             };
             stream.set_plc_method(settings.plc.into());
             stream.set_drift_mode(settings.mode.into());
+            let (min, max) = settings.latency_range();
+            stream.set_latency_range(min, max);
             stream.set_limits(settings.limits());
             if let Some(u) = state.upstream_latency {
                 stream.set_upstream_latency(u.nseconds());
@@ -1425,7 +1490,9 @@ impl PlcJitterBuffer {
                 .field("drift-ppm", d.skew_ppm.unwrap_or(0.0))
                 .field("drift-ratio", d.ratio)
                 .field("target-delay-ms", ms(d.target_delay_ns))
-                .field("measured-delay-ms", ms(d.measured_delay_ns));
+                .field("measured-delay-ms", ms(d.measured_delay_ns))
+                .field("stretch-inserted-ms", frames_ms(d.inserted_frames))
+                .field("stretch-removed-ms", frames_ms(d.removed_frames));
         }
         if matches!(
             state.format.as_ref().map(|f| &f.input),

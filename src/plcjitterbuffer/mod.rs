@@ -9,7 +9,7 @@ use gst::prelude::*;
 mod imp;
 
 use crate::conceal::PlcMethod;
-use crate::jitter::rtp_playout::DriftMode;
+use crate::jitter::compensate::DriftMode;
 
 /// The `plc` property: how missing audio is concealed (see `crate::conceal`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, glib::Enum, Default)]
@@ -78,6 +78,12 @@ pub enum Mode {
         nick = "fixed"
     )]
     Fixed = 1,
+    #[enum_value(
+        name = "Adaptive: the delay follows the arrival jitter within min-latency..max-latency; \
+                drift compensated as in fixed",
+        nick = "adaptive"
+    )]
+    Adaptive = 2,
 }
 
 impl From<Mode> for DriftMode {
@@ -85,6 +91,7 @@ impl From<Mode> for DriftMode {
         match m {
             Mode::Off => DriftMode::Off,
             Mode::Fixed => DriftMode::Fixed,
+            Mode::Adaptive => DriftMode::Adaptive,
         }
     }
 }
