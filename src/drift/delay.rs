@@ -83,6 +83,12 @@ pub struct DelayEstimator {
     peaks: VecDeque<(u64, f64)>,
     last_arrival: Option<u64>,
     in_burst: bool,
+    /// Newest media position seen.
+    newest_pos: Option<u64>,
+    /// The burst's media: newer than the newest position before the outage (`.0`), older
+    /// than the first packet that arrived on time again (`.1`, open while in the burst).
+    /// Stragglers of the burst that arrive after fresh packets stay left out.
+    burst_span: Option<(u64, Option<u64>)>,
     target_ns: u64,
 }
 
@@ -99,6 +105,8 @@ impl DelayEstimator {
             peaks: VecDeque::new(),
             last_arrival: None,
             in_burst: false,
+            newest_pos: None,
+            burst_span: None,
             target_ns: cfg.min_ns,
             cfg,
         }
@@ -117,13 +125,20 @@ impl DelayEstimator {
             let gap = arrival_ns.saturating_sub(last);
             if gap > self.cfg.outage_gap_ns.max(2 * self.target_ns) {
                 self.in_burst = true;
+                self.burst_span = self.newest_pos.map(|p| (p, None));
             }
         }
         self.last_arrival = Some(arrival_ns);
+        self.newest_pos = Some(self.newest_pos.map_or(media_pos, |p| p.max(media_pos)));
         if self.in_burst && rel <= self.target_ns as f64 {
             self.in_burst = false;
+            if let Some((from, None)) = self.burst_span {
+                self.burst_span = Some((from, Some(media_pos)));
+            }
         }
-        if self.in_burst {
+        let straggler =
+            matches!(self.burst_span, Some((from, Some(to))) if media_pos > from && media_pos < to);
+        if self.in_burst || straggler {
             return Observation {
                 relative_delay_ns: rel,
                 burst: true,
@@ -287,5 +302,33 @@ mod tests {
             }
         }
         assert!(max_target < 25 * MS, "{}", max_target / MS);
+    }
+
+    #[test]
+    fn burst_stragglers_after_fresh_packets_stay_out() {
+        // The burst after a 1 s outage comes 1 ms apart, interleaved with fresh packets that
+        // arrive on time (a network that does not keep order): the first fresh one ends the
+        // burst, the older packets still arriving after it must not count as jitter.
+        let mut est = DelayEstimator::new(DelayConfig::default());
+        let mut rng = Rng::new(9);
+        let mut packets: Vec<(u64, u64)> = (0..3000u64)
+            .map(|i| {
+                let t = i * 20 * MS;
+                let mut arrive = 1_000 * MS + t + (rng.next_f64() * 10e6) as u64;
+                if (30_000 * MS..31_000 * MS).contains(&arrive) {
+                    arrive = 31_000 * MS + (t.saturating_sub(29_000 * MS)) / 20;
+                }
+                (arrive, i * 960)
+            })
+            .collect();
+        packets.sort();
+        let mut max_target = 0;
+        for (arrive, pos) in packets {
+            est.push(arrive, pos);
+            if arrive > 5_000 * MS {
+                max_target = max_target.max(est.target_ns());
+            }
+        }
+        assert!(max_target < 20 * MS, "{}", max_target / MS);
     }
 }

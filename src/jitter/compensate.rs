@@ -82,8 +82,11 @@ pub(crate) struct Compensator {
     /// The most frames one pull may ask for.
     max_chunk: usize,
     /// What the loop measures is the delay of the newest frame a chunk needs, `offset_ns`
-    /// after the chunk's first frame in media time: the loop's clock runs `offset_ns` ahead,
-    /// so that its delay is the one of the chunk's first frame, the latency's meaning.
+    /// after the chunk's first frame in media time. In fixed mode the loop's clock runs
+    /// `offset_ns` ahead, so that its delay is the one of the chunk's first frame, the
+    /// latency's meaning. In adaptive mode it does not: the target is a quantile of the
+    /// relative arrival delays, which the newest frame needed must cover (the listener hears
+    /// each frame `offset_ns` later than that).
     offset_ns: i64,
     /// How much later than the fastest path the anchoring packet arrived (≥ 0, at most the
     /// latency), as far as the packets that arrived until the first chunk after it can tell;
@@ -291,7 +294,12 @@ impl Compensator {
         self.last_read = Some((read_pos, frames));
         let need =
             read_pos - self.shift as f64 + frames as f64 / self.ratio() + self.lookahead as f64;
-        let now = (now_ns + self.offset_ns).max(0) as u64;
+        let offset = if self.mode == DriftMode::Adaptive {
+            0
+        } else {
+            self.offset_ns
+        };
+        let now = (now_ns + offset).max(0) as u64;
         if self.mode != DriftMode::Adaptive
             && self.excess_ns.is_none()
             && let Some(delay) = playout_delay_ns(self.lp.skew(), now, need)

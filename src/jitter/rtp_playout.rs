@@ -57,7 +57,7 @@ pub use super::compensate::{DriftMode, DriftStats};
 use super::ledger::{Bucket, Ledger, Limits};
 use super::playout::{Chunk, Stats, max_queue_ns};
 use super::rtp::Header;
-use super::time::{NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
+use super::time::{NS_PER_MS, NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
 use crate::codec::{PayloadDecoder, PayloadError};
 use crate::conceal::Concealer;
 
@@ -536,6 +536,9 @@ impl RtpPlayout {
         if !fits_seq || late || ahead > max_ahead {
             if late {
                 self.stats.late += 1;
+                // Its arrival still tells the delay loop how late packets come (adaptive mode
+                // raises the target from it).
+                self.drift.on_packet(arrival, pos);
             }
             return self.misfit(Misfit {
                 header,
@@ -736,7 +739,7 @@ impl RtpPlayout {
                 let (a, b) = (&self.run[members[0]], &self.run[members[n - 1]]);
                 let dts = i64::from(b.header.ts.wrapping_sub(a.header.ts));
                 let dt = frames_to_ns(dts, self.rate);
-                (b.arrival - a.arrival) * PACE_DEN >= dt * PACE_NUM
+                (b.arrival - a.arrival) * PACE_DEN >= dt * PACE_NUM && self.moved_by(b)
             }
         } else {
             n >= 2
@@ -922,6 +925,21 @@ impl RtpPlayout {
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;
         chunk
+    }
+
+    /// Whether a late misfit proves (with pace) that the timeline moved. In adaptive mode only
+    /// when it is later than raising the delay would absorb (more than max(100 ms, the
+    /// target)): a run of packets late by less is the jitter growing, which the target follows
+    /// (their relative delays raise it and the delay is raised at once), not a move.
+    fn moved_by(&self, m: &Misfit) -> bool {
+        if self.drift.mode() != DriftMode::Adaptive {
+            return true;
+        }
+        let ts = unwrap(self.last_ts, 32, u64::from(m.header.ts));
+        let pos = self.anchor_pos + (ts - self.anchor_ts);
+        let target = self.drift.stats(self.latency_ns).target_delay_ns as i64;
+        let absorbed = ns_to_frames(target.max(100 * NS_PER_MS), self.rate);
+        self.play_head() - pos > absorbed
     }
 
     /// Moves the timeline `frames` later from the next packet on (adaptive mode raising the
@@ -1223,3 +1241,6 @@ mod limits_tests;
 
 #[cfg(test)]
 mod drift_tests;
+
+#[cfg(test)]
+mod adaptive_tests;

@@ -41,6 +41,16 @@ pub(super) struct Scenario {
     pub mode: DriftMode,
     /// Output chunks kept in the report.
     pub keep_chunks: usize,
+    /// From these times (s) on, the jitter is this (ms) instead of `jitter_ms`.
+    pub jitter_steps: Vec<(f64, f64)>,
+    /// Pareto jitter (shape 2.5, scale a quarter of the cap, capped at the jitter) instead of
+    /// uniform.
+    pub pareto: bool,
+    /// Nothing arrives from `.0` s for `.1` s; what was sent meanwhile comes in a burst at the
+    /// end, 1 ms apart.
+    pub outage: Option<(f64, f64)>,
+    /// Keep the delay series and the relative arrival delays in the report.
+    pub keep_series: bool,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +82,13 @@ pub(super) struct Report {
     pub engaged_at: Option<u64>,
     /// True delay − target (ms) at 1, 5, 10, 20, 60 s and at the end.
     pub samples: Vec<(u64, f64)>,
+    /// With `keep_series`: per chunk (time s, true delay ms, target ms).
+    pub series: Vec<(f64, f64, f64)>,
+    /// With `keep_series`: arrival minus fastest arrival of every packet (ms), with its send
+    /// time (s).
+    pub relative: Vec<(f64, f64)>,
+    /// The largest second difference of the output.
+    pub max_d2: f64,
 }
 
 fn payload(first: i64) -> Vec<u8> {
@@ -102,6 +119,7 @@ pub(super) fn run(s: &Scenario) -> Report {
     let mut settled_at = None;
     let mut sample_at = [1u64, 5, 10, 20, 60].into_iter().peekable();
     let mut now = 0u64;
+    let mut prev2 = [0.0f64; 2];
     loop {
         // Everything sent up to 200 ms past now goes into the network.
         while (next_k as f64 * period_ns) < (now + 200 * MS) as f64 {
@@ -111,12 +129,33 @@ pub(super) fn run(s: &Scenario) -> Report {
             if next_k > 0 && rng.next_f64() < s.loss {
                 rep.sent_lost += 1;
             } else {
-                let jitter_ms = if next_k == 0 {
-                    s.jitter_ms.min(10.0)
+                let t = sent / 1e9;
+                let mut jitter_ms = s.jitter_ms;
+                for &(from, j) in &s.jitter_steps {
+                    if t >= from {
+                        jitter_ms = j;
+                    }
+                }
+                if next_k == 0 {
+                    jitter_ms = jitter_ms.min(10.0);
+                }
+                let u = rng.next_f64();
+                let draw_ms = if s.pareto {
+                    (jitter_ms / 4.0 * ((1.0 - u).powf(-1.0 / 2.5) - 1.0)).min(jitter_ms)
                 } else {
-                    s.jitter_ms
+                    u * jitter_ms
                 };
-                let arrival = sent + BASE_NS as f64 + rng.next_f64() * jitter_ms * 1e6;
+                let mut arrival = sent + BASE_NS as f64 + draw_ms * 1e6;
+                if let Some((from, len)) = s.outage {
+                    let end = (from + len) * 1e9;
+                    if arrival >= from * 1e9 && arrival < end {
+                        arrival = end + (sent - from * 1e9).max(0.0) / period_ns * 1e6;
+                    }
+                }
+                if s.keep_series {
+                    rep.relative
+                        .push((t, (arrival - fast(next_k as f64 * PACKET as f64)) / 1e6));
+                }
                 heap.push(Reverse((arrival as u64, next_k)));
             }
             next_k += 1;
@@ -154,6 +193,15 @@ pub(super) fn run(s: &Scenario) -> Report {
         if (rep.ticks as usize) <= s.keep_chunks {
             rep.out.extend_from_slice(&buf);
         }
+        if s.keep_series {
+            for &x in &buf {
+                let d2 = (f64::from(x) - 2.0 * prev2[1] + prev2[0]).abs();
+                if rep.ticks > 1 {
+                    rep.max_d2 = rep.max_d2.max(d2);
+                }
+                prev2 = [prev2[1], f64::from(x)];
+            }
+        }
         if rep.engaged_at.is_none() && p.drift_stats().resampling {
             rep.engaged_at = Some(rep.ticks - 1);
         }
@@ -174,6 +222,10 @@ pub(super) fn run(s: &Scenario) -> Report {
         rep.target_ms = target_ms;
         let err_ms = (deadline as f64 - fast(ts)) / 1e6 - target_ms;
         let t = deadline - p.origin.unwrap_or(0) as u64;
+        if s.keep_series {
+            rep.series
+                .push((deadline as f64 / 1e9, err_ms + target_ms, target_ms));
+        }
         if let Some(&at) = sample_at.peek()
             && t >= at * 1_000_000_000
         {
@@ -263,7 +315,7 @@ fn check(s: &Scenario, r: &Report) {
     );
 }
 
-fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
+pub(super) fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
     Scenario {
         skew_ppm,
         seconds,
@@ -273,6 +325,10 @@ fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
         seed,
         mode: DriftMode::Fixed,
         keep_chunks: 0,
+        jitter_steps: Vec::new(),
+        pareto: false,
+        outage: None,
+        keep_series: false,
     }
 }
 
