@@ -366,3 +366,97 @@ fn mode_property_defaults_to_fixed() {
     let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
     assert_eq!(ev.nick(), "off");
 }
+
+#[test]
+fn adaptive_mode_follows_the_jitter_through_the_element() {
+    // mode=adaptive, min-latency 10 ms, max-latency 300 ms, starting at latency 40 ms; a sender
+    // 300 ppm fast with 1 % loss and 5 ms of jitter, 60 ms from 20 s, 5 ms again from 40 s.
+    init();
+    let mut h = Harness::new("plcjitterbuffer");
+    let e = h.element().unwrap();
+    e.set_property("latency", 40u32);
+    e.set_property_from_str("mode", "adaptive");
+    e.set_property("min-latency", 10u32);
+    e.set_property("max-latency", 300u32);
+    h.set_src_caps_str(L16_CAPS);
+    h.play();
+    let latency = 40 * MS;
+    let mut sender = Sender::new(MONO_8K, 300.0, 0.01, 5.0, 21);
+    let mut pending = sender.next();
+    let origin = pending.as_ref().unwrap().0;
+    let mut at = std::collections::BTreeMap::new();
+    for j in 0..70 * 100u64 {
+        let t = (j + 1) as f64 / 100.0;
+        sender.jitter = if (20.0..40.0).contains(&(t + 0.2)) {
+            60e6
+        } else {
+            5e6
+        };
+        let deadline = origin + latency + j * 10 * MS;
+        while let Some((arrival, _)) = pending.as_ref() {
+            if *arrival > deadline {
+                break;
+            }
+            let (arrival, data) = pending.take().unwrap();
+            h.push(buffer(arrival, data)).expect("push");
+            pending = sender.next();
+        }
+        h.crank_single_clock_wait().expect("crank");
+        let out = h.pull().expect("output buffer");
+        assert_chunk(&out, j, 8000, origin, 2);
+        if j % 10 == 9 {
+            let s = stats(&h);
+            at.insert((j + 1) / 10, s);
+        }
+    }
+    let get = |t: f64, name: &str| -> f64 {
+        let s = &at[&((t * 10.0).round() as u64)];
+        s.get::<f64>(name)
+            .unwrap_or_else(|_| s.get::<u64>(name).unwrap() as f64)
+    };
+    for t in [19.5, 20.5, 21.0, 22.0, 30.0, 39.0, 45.0, 50.0, 60.0, 70.0] {
+        eprintln!(
+            "{t:5.1} s: target {:5.1} ms, measured {:5.1} ms, late {}, inserted {} ms, removed {} ms",
+            get(t, "target-delay-ms"),
+            get(t, "measured-delay-ms"),
+            get(t, "late"),
+            get(t, "stretch-inserted-ms"),
+            get(t, "stretch-removed-ms")
+        );
+    }
+    // Before: a small target, the delay on it (it started at 40 ms and came down).
+    assert!(get(19.5, "target-delay-ms") < 15.0);
+    assert!((get(19.5, "measured-delay-ms") - get(19.5, "target-delay-ms")).abs() < 5.0);
+    assert!(get(19.5, "stretch-removed-ms") > 20.0);
+    // Up at once: the target within a second, the delay by inserted concealment right after.
+    assert!(get(21.0, "target-delay-ms") > 50.0);
+    assert!(get(22.0, "measured-delay-ms") > get(22.0, "target-delay-ms") - 16.0);
+    assert!(get(22.0, "stretch-inserted-ms") >= 30.0);
+    assert!((get(39.0, "measured-delay-ms") - get(39.0, "target-delay-ms")).abs() < 5.0);
+    // Down within seconds: the target after its 4 s peak hold, the delay at up to 1 % faster.
+    assert!(get(50.0, "target-delay-ms") < 15.0);
+    assert!(get(60.0, "measured-delay-ms") < 20.0);
+    // Late packets only while the jitter jumped (a fraction of the 50 sent per second).
+    assert!(get(70.0, "late") < 60.0, "{}", get(70.0, "late"));
+    let s = stats(&h);
+    assert_eq!(s.get::<u64>("resyncs").unwrap(), 0, "{s}");
+    assert_eq!(s.get::<i64>("unaccounted").unwrap(), 0, "{s}");
+}
+
+#[test]
+fn latency_range_properties() {
+    init();
+    let e = gst::ElementFactory::make("plcjitterbuffer")
+        .build()
+        .unwrap();
+    assert_eq!(e.property::<u32>("min-latency"), 10);
+    assert_eq!(e.property::<u32>("max-latency"), 500);
+    e.set_property_from_str("mode", "adaptive");
+    e.set_property("min-latency", 20u32);
+    e.set_property("max-latency", 200u32);
+    assert_eq!(e.property::<u32>("min-latency"), 20);
+    assert_eq!(e.property::<u32>("max-latency"), 200);
+    let v = e.property_value("mode");
+    let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
+    assert_eq!(ev.nick(), "adaptive");
+}
