@@ -188,15 +188,11 @@ impl Compensator {
         }
     }
 
-    /// Adaptive mode's target range (ns); applies from the next restart of the loop (the
-    /// element sets it before the stream starts).
+    /// Adaptive mode's target range (ns); applies from the next restart of the loop (a new
+    /// stream or a resync), so a running stream's estimate is not thrown away.
     pub(crate) fn set_range(&mut self, min_ns: u64, max_ns: u64) {
-        let changed = (min_ns, max_ns) != (self.min_ns, self.max_ns);
         self.min_ns = min_ns.min(max_ns);
         self.max_ns = max_ns.max(min_ns);
-        if changed && self.mode == DriftMode::Adaptive {
-            self.restart(self.latency_ns);
-        }
     }
 
     /// The most delay the stream may be held at (ns): `latency`, or in adaptive mode the top of
