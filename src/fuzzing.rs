@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use crate::codec::{Encoding, MAX_PACKET_MS, PayloadDecoder, PayloadError, g711, opus};
 use crate::conceal::PlcMethod;
+use crate::jitter::compensate::DriftMode;
 use crate::jitter::playout::max_queue_ns;
 use crate::jitter::rtp::{self, Header, Malformed};
 use crate::jitter::{Chunk, Limits, Playout, RtpPlayout, Stream};
@@ -449,7 +450,10 @@ mod op {
     /// Memory caps: packets u16 (0xffff: the default), bytes u32 (0xffffffff: the default),
     /// both modulo a range small enough to bite.
     pub const LIMITS: u8 = 22;
-    pub const OPS: u8 = 23;
+    /// Clock drift mode (u8 % 3: off, fixed, adaptive) and adaptive mode's top of range (u8 *
+    /// 4 ms, from the next stream or resync; bottom 10 ms).
+    pub const MODE: u8 = 23;
+    pub const OPS: u8 = 24;
 }
 
 /// Pops per operation, and per input, at most, so that an hour-long time jump stays fast to fuzz
@@ -483,6 +487,8 @@ struct Driver {
     /// Largest latency and upstream latency since the last reset (audio queued under a larger
     /// latency may stay queued after it shrinks).
     max_latency: u64,
+    /// Adaptive mode's delay bound (0 in the other modes).
+    adaptive_max: u64,
     max_upstream: u64,
     /// Longest packet accepted (frames).
     max_packet: u64,
@@ -511,6 +517,7 @@ impl Driver {
             latency,
             upstream: 0,
             max_latency: latency,
+            adaptive_max: 0,
             max_upstream: 0,
             max_packet: 0,
             peak: 1.0,
@@ -529,7 +536,7 @@ impl Driver {
         self.stream.reset();
         self.chunks = 0;
         self.next_pts = None;
-        self.max_latency = self.latency;
+        self.max_latency = self.latency.max(self.adaptive_max);
         self.max_upstream = self.upstream;
         self.max_packet = 0;
         self.peak = self.base_peak;
@@ -697,6 +704,21 @@ impl Driver {
                 self.stream.set_plc_method(m);
             }
             op::START => self.stream.start(self.now),
+            op::MODE => {
+                let mode = [DriftMode::Off, DriftMode::Fixed, DriftMode::Adaptive]
+                    [usize::from(input.u8() % 3)];
+                let max = u64::from(input.u8()) * 4 * NS_PER_MS;
+                self.stream.set_drift_mode(mode);
+                self.stream.set_latency_range(10 * NS_PER_MS, max);
+                // In adaptive mode the queue is sized for the range (the default one, 500 ms,
+                // until the next restart of the loop).
+                self.adaptive_max = if mode == DriftMode::Adaptive {
+                    max.max(500 * NS_PER_MS)
+                } else {
+                    0
+                };
+                self.max_latency = self.max_latency.max(self.adaptive_max);
+            }
             op::UPSTREAM => self.set_upstream(u64::from(input.u8()) * NS_PER_MS),
             op::LIMITS => {
                 let (p, b) = (input.u16(), input.u32());
