@@ -224,8 +224,19 @@ fn main() {
     };
 
     println!(
-        "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>9} {:>9} {:>8} {:>8}",
-        "t/s", "sent", "recvd", "pushed", "lost", "late", "conceal", "delay", "queued", "cadence"
+        "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>9} {:>9} {:>8} {:>9} {:>11} {:>8}",
+        "t/s",
+        "sent",
+        "recvd",
+        "pushed",
+        "lost",
+        "late",
+        "conceal",
+        "delay",
+        "queued",
+        "skew",
+        "stretch",
+        "cadence"
     );
     let bus = pipeline.bus().unwrap();
     let deadline = Instant::now() + Duration::from_secs(args.seconds + 1);
@@ -244,8 +255,19 @@ fn main() {
                 let g = |k: &str| s.get::<u64>(k).unwrap_or(0);
                 let f = |k: &str| s.get::<f64>(k).unwrap_or(0.0);
                 let bad = cadence.1.load(Ordering::Relaxed);
+                // Drift: the sender clock's estimated skew and the output time the resampler
+                // added (+) or took (-) from the media so far (absent until compensated).
+                let skew = s
+                    .get::<f64>("drift-ppm")
+                    .map_or("-".to_string(), |p| format!("{p:+.0} ppm"));
+                let stretch = if s.has_field("stretch-inserted-ms") {
+                    let net = g("stretch-inserted-ms") as i64 - g("stretch-removed-ms") as i64;
+                    format!("{net:+} ms")
+                } else {
+                    "-".to_string()
+                };
                 println!(
-                    "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6} ms {:>6.1} ms {:>5.1} ms {:>8}",
+                    "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6} ms {:>6.1} ms {:>5.1} ms {:>9} {:>11} {:>8}",
                     t,
                     sent.load(Ordering::Relaxed),
                     g("received"),
@@ -255,6 +277,8 @@ fn main() {
                     g("concealed-ms"),
                     f("current-delay-ms"),
                     f("queued-ms"),
+                    skew,
+                    stretch,
                     if bad == 0 { "exact" } else { "BROKEN" }
                 );
             }
