@@ -2,13 +2,14 @@
 # Runs the test suite under valgrind memcheck: any invalid read or write, use of uninitialised
 # memory, bad free or definitely lost block fails the run.
 #
-#   scripts/valgrind.sh            # every test binary but e2e (see below)
+#   scripts/valgrind.sh            # every test binary but e2e and drift_e2e (see below)
 #   scripts/valgrind.sh rtp faults # only these test binaries ("gstnetaudio" is the unit tests)
 #
 # Valgrind runs code 30-100x slower, so two kinds of test are left out here, each for a stated
 # reason (they all run in the normal test command, scripts/test.sh):
-#  - tests/e2e.rs plays in real time through real sockets and PulseAudio: at that slowdown the
-#    10 ms clock cannot be kept, and its memory paths are those of the element tests.
+#  - tests/e2e.rs and tests/drift_e2e.rs play in real time through real sockets (e2e also through
+#    PulseAudio): at that slowdown the 10 ms clock cannot be kept, and their memory paths are
+#    those of the element tests.
 #  - the long simulations in SKIP below (an hour of audio, 24 h of drift, 10 min placement
 #    simulations): each takes 3-300 s natively, i.e. 5 min to hours under valgrind, and runs the
 #    same code as the shorter tests of the same file, which do run here.
@@ -52,7 +53,7 @@ failed=0
 for entry in "${BINARIES[@]}"; do
   name=${entry%% *}
   exe=${entry#* }
-  case "$name" in e2e) continue ;; esac
+  case "$name" in e2e | drift_e2e) continue ;; esac
   if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then continue; fi
   log="$logs/$name.log"
   echo "== $name (log: $log)"
