@@ -460,3 +460,56 @@ fn latency_range_properties() {
     let (_, ev) = glib::EnumValue::from_value(&v).unwrap();
     assert_eq!(ev.nick(), "adaptive");
 }
+
+#[test]
+fn a_late_first_packet_is_held_as_it_started_also_after_silence() {
+    // The first packet comes 11 ms behind the fastest path, the rest on it; the output started
+    // on silence before it (silence-until-data). The delay held is the one the stream starts
+    // with, latency + 11 ms: the loop must not measure it at the first packet alone (which
+    // would take 60 ms as the target and pull the delay down by 11 ms in the first seconds).
+    let mut h = harness_with(L16_CAPS, 60, true);
+    h.set_time(gst::ClockTime::ZERO).unwrap();
+    let fmt = MONO_8K;
+    let packet = |k: u64| {
+        let arrival = 1_005 * MS + k * 20 * MS + if k == 0 { 11 * MS } else { 0 };
+        let p = rtp_packet(
+            k as u16,
+            (k as i64 * fmt.packet()) as u32,
+            SSRC,
+            96,
+            &payload(fmt, k as i64 * fmt.packet()),
+        );
+        (arrival, p)
+    };
+    let mut k = 0u64;
+    let mut targets = vec![];
+    // The output runs from time 0 on silence; packets from 1 s on, 5 s of them.
+    for j in 0..600u64 {
+        let deadline = 60 * MS + j * 10 * MS;
+        while k < 250 && packet(k).0 <= deadline {
+            let (arrival, data) = packet(k);
+            h.push(buffer(arrival, data)).expect("push");
+            k += 1;
+        }
+        h.crank_single_clock_wait().expect("crank");
+        h.pull().expect("output buffer");
+        if j >= 120 && j % 10 == 0 {
+            let s = stats(&h);
+            targets.push((
+                j,
+                s.get::<f64>("target-delay-ms").unwrap(),
+                s.get::<f64>("measured-delay-ms").unwrap(),
+            ));
+        }
+    }
+    for &(j, target, measured) in &targets {
+        assert!(
+            (target - 71.0).abs() <= 1.5,
+            "chunk {j}: target {target} ms"
+        );
+        assert!(
+            (measured - target).abs() <= 1.0,
+            "chunk {j}: measured {measured} ms, target {target} ms"
+        );
+    }
+}

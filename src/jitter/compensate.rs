@@ -117,6 +117,8 @@ pub(crate) struct Compensator {
     last_read: Option<(f64, i64)>,
     inserted: f64,
     removed: f64,
+    /// Received audio is playing (see [`Compensator::set_playing`]).
+    playing: bool,
 }
 
 impl fmt::Debug for Compensator {
@@ -168,6 +170,7 @@ impl Compensator {
             last_read: None,
             inserted: 0.0,
             removed: 0.0,
+            playing: true,
         };
         me.restart(latency_ns);
         me
@@ -274,6 +277,15 @@ impl Compensator {
         self.rs.as_ref().map_or(1.0, DriftResampler::ratio)
     }
 
+    /// Whether received audio is playing yet. Fixed mode measures the delay the stream starts
+    /// with (`latency` plus the anchoring packet's lateness) only once it is: before that (the
+    /// output started on silence, `silence-until-data`), the first packet alone defines the
+    /// fastest path and its own lateness cannot show. A playout that does not call this is taken
+    /// as playing.
+    pub(crate) fn set_playing(&mut self, playing: bool) {
+        self.playing = playing;
+    }
+
     /// One chunk of `frames` at `now_ns` (the chunk's deadline less upstream latency, in the
     /// arrivals' time base) reading from media position `read_pos`: the loop's decision.
     pub(crate) fn tick(&mut self, now_ns: i64, read_pos: f64, frames: i64) -> TickDecision {
@@ -297,6 +309,7 @@ impl Compensator {
         };
         let now = (now_ns + offset).max(0) as u64;
         if self.mode != DriftMode::Adaptive
+            && self.playing
             && self.excess_ns.is_none()
             && let Some(delay) = playout_delay_ns(self.lp.skew(), now, need)
         {

@@ -890,6 +890,7 @@ impl RtpPlayout {
 
         // Same time base as the arrivals: the deadline less the upstream latency.
         let now = self.origin.unwrap_or(0) + self.latency_ns + frames_to_ns(out_head, self.rate);
+        self.drift.set_playing(self.played_seq.is_some());
         let d = self.drift.tick(now, self.media_read_pos(), frames);
         let insert = self.drift.insert_due(&d);
         if insert > 0 && self.played_seq.is_some() {
