@@ -159,8 +159,15 @@ impl Decoder {
             return (0, 0);
         }
         let mut end: c_int = 0;
-        // SAFETY: valid DRED states and a readable packet slice.
+        // SAFETY: `dred` came from `opus_dred_alloc`, which allocates `opus_dred_get_size()`
+        // bytes of plain data; valid DRED states and a readable packet slice.
         let n = unsafe {
+            // Start every parse from zeros: libopus' DRED decoding of a malformed (fuzzed)
+            // payload can read fields the parse did not write (valgrind: a conditional jump on
+            // memory from `opus_dred_alloc`); zeros make that deterministic, and nothing of an
+            // earlier packet's DRED survives into this one.
+            let size = usize::try_from(ffi::opus_dred_get_size()).unwrap_or(0);
+            std::ptr::write_bytes(dred.as_ptr().cast::<u8>(), 0, size);
             ffi::opus_dred_parse(
                 dd.as_ptr(),
                 dred.as_ptr(),
@@ -186,9 +193,10 @@ impl Decoder {
     pub fn decode_dred(&mut self, offset: usize, frames: usize, out: &mut Vec<f32>) -> usize {
         let Some(dred) = self.dred else { return 0 };
         let frames = (frames / MIN_FRAME * MIN_FRAME).min(MAX_PACKET_FRAMES);
-        // Only within what the last parse holds (valgrind: a fuzzed offset beyond it made
-        // libopus branch on uninitialised feature memory).
-        if frames == 0 || offset > self.dred_reach {
+        // Only after a parse that found DRED, and within what it holds (valgrind: without a
+        // parse, or with a fuzzed offset beyond its reach, libopus branched on uninitialised
+        // memory of the DRED buffer).
+        if frames == 0 || self.dred_reach == 0 || offset > self.dred_reach {
             return 0;
         }
         let start = out.len();
