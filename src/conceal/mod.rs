@@ -59,6 +59,7 @@ mod pitch;
 mod substitution;
 #[cfg(test)]
 mod tests;
+mod twosided;
 
 use background::Background;
 use expand::Expand;
@@ -66,6 +67,7 @@ use history::History;
 use neural::Neural;
 use pitch::PitchSearch;
 use substitution::Stretch;
+use twosided::TwoSided;
 
 /// Lowest supported sample rate; lower rates are treated as this one.
 const MIN_RATE: u32 = 8_000;
@@ -210,6 +212,10 @@ pub struct Concealer {
     repeat_pos: usize,
     state: State,
     discontinuity: bool,
+    /// `Expand`: the two-sided concealment of a loss whose future is known.
+    two: Option<Box<TwoSided>>,
+    /// A new forward stretch is due at the next `conceal()` (a plan was dropped).
+    restart: bool,
 }
 
 impl Concealer {
@@ -277,6 +283,8 @@ impl Concealer {
             repeat_pos: 0,
             state: State::Idle,
             discontinuity: false,
+            two: (running == PlcMethod::Expand).then(|| Box::new(TwoSided::new(rate, channels))),
+            restart: false,
         }
     }
 
@@ -303,6 +311,29 @@ impl Concealer {
         }
         self.state = State::Idle;
         self.discontinuity = false;
+        if let Some(two) = self.two.as_mut() {
+            two.clear();
+        }
+        self.restart = false;
+    }
+
+    /// Tells the concealer what follows the current (or next) loss: after `frames_until_future`
+    /// more concealed frames, the real audio continues with `future` (interleaved, whole frames;
+    /// its first 70 ms are used, 5 ms at least). Call it before the `conceal()` calls it
+    /// concerns, whenever the caller holds the audio after the hole; calling it again with the
+    /// same end is harmless. `expand` then conceals the end of the loss from both sides (see
+    /// `twosided.rs`); every other method ignores it (`appendix-i` stays the forward-only
+    /// reference). The next `real()` forgets it.
+    ///
+    /// If a plan was made for another end (the caller's gap moved), the concealment starts
+    /// over from the newest output with the new future.
+    pub fn set_future(&mut self, frames_until_future: usize, future: &[f32]) {
+        let whole = future.len() - future.len() % self.channels;
+        if let Some(two) = self.two.as_mut()
+            && two.set_future(frames_until_future, &future[..whole])
+        {
+            self.restart = true;
+        }
     }
 
     /// `samples` (interleaved, whole frames) are the next real audio to be output, contiguous in
@@ -324,11 +355,18 @@ impl Concealer {
             self.state = State::Idle;
             self.discontinuity = false;
         } else if self.discontinuity {
+            if let Some(two) = self.two.as_mut() {
+                two.clear();
+            }
             self.start_stretch(true);
             self.start_merge();
         } else if self.state == State::Concealing {
             self.start_merge();
         }
+        if let Some(two) = self.two.as_mut() {
+            two.clear();
+        }
+        self.restart = false;
         if let State::Merging { .. } = self.state {
             self.merge(samples);
         }
@@ -359,15 +397,45 @@ impl Concealer {
             }
             return;
         }
-        if self.state != State::Concealing {
-            // A new loss, or one during a merge: start over from the newest output.
-            self.start_stretch(false);
-            self.state = State::Concealing;
+        let ch = self.channels;
+        let mut rest = out;
+        while !rest.is_empty() {
+            if self.state != State::Concealing || self.restart {
+                // A new loss, or one during a merge: start over from the newest output.
+                self.start_stretch(false);
+                self.state = State::Concealing;
+                self.restart = false;
+            }
+            let mut frames = rest.len() / ch;
+            if let Some(two) = self.two.as_mut() {
+                if two.active() && two.left() == 0 {
+                    // Concealing beyond the announced end: forward again from here.
+                    two.clear();
+                    self.restart = true;
+                    continue;
+                }
+                if two.ready() {
+                    two.plan(&mut self.expand, &self.snapshot);
+                }
+                if two.active() {
+                    frames = frames.min(two.left());
+                } else if let Some(n) = two.forward_frames() {
+                    frames = frames.min(n);
+                }
+                if frames == 0 {
+                    frames = rest.len() / ch;
+                }
+                if !two.active() {
+                    two.advance(frames);
+                }
+            }
+            let (now, later) = rest.split_at_mut(frames * ch);
+            for frame in now.chunks_exact_mut(ch) {
+                self.synthesize(frame);
+            }
+            self.history.push(now);
+            rest = later;
         }
-        for frame in out.chunks_exact_mut(self.channels) {
-            self.synthesize(frame);
-        }
-        self.history.push(out);
     }
 
     /// The next `real()` does not continue the previous real audio (the caller skipped data):
@@ -386,7 +454,9 @@ impl Concealer {
                     PlcMethod::Silence => true,
                     PlcMethod::Repeat => false,
                     PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.is_silent(),
-                    PlcMethod::Expand => self.expand.is_silent(),
+                    PlcMethod::Expand => {
+                        self.expand.is_silent() && !self.two.as_ref().is_some_and(|t| t.active())
+                    }
                     PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
                 })
     }
@@ -452,7 +522,10 @@ impl Concealer {
             PlcMethod::SampleConstant | PlcMethod::AppendixI => {
                 self.stretch.next_frame(&self.snapshot, frame)
             }
-            PlcMethod::Expand => self.expand.next_frame(&self.snapshot, frame),
+            PlcMethod::Expand => match self.two.as_mut() {
+                Some(two) if two.active() => two.next_frame(frame),
+                _ => self.expand.next_frame(&self.snapshot, frame),
+            },
             PlcMethod::Neural => {
                 let n = self.neural.as_mut().expect("neural model");
                 let t = self.neural_elapsed;
@@ -511,7 +584,9 @@ impl Concealer {
 
     fn continuation_silent(&self) -> bool {
         match self.running {
-            PlcMethod::Expand => self.expand.level() == 0.0,
+            PlcMethod::Expand => {
+                self.expand.level() == 0.0 && !self.two.as_ref().is_some_and(|t| t.active())
+            }
             PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
             _ => self.stretch.is_silent(),
         }
