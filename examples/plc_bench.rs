@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example plc_bench -- run JOBS.tsv
-//! cargo run --release --example plc_bench -- cpu
+//! cargo run --release --example plc_bench -- direct JOBS.tsv
+//! cargo run --release --example plc_bench -- cpu [METHOD [RATE]]
 //! ```
 //! `run`: every line of `JOBS.tsv` is `input.wav  output.wav  packet_ms  method  mask` (tab
 //! separated). The input (16-bit PCM WAV, any rate and channel count) is cut into packets of
@@ -42,7 +43,10 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("run") if args.len() == 3 => run_jobs(&args[2], false),
         Some("direct") if args.len() == 3 => run_jobs(&args[2], true),
-        Some("cpu") => cpu(),
+        Some("cpu") => cpu(
+            args.get(2).map(String::as_str),
+            args.get(3).map(String::as_str),
+        ),
         _ => {
             eprintln!("usage: plc_bench run JOBS.tsv | plc_bench direct JOBS.tsv | plc_bench cpu");
             std::process::exit(2);
@@ -333,25 +337,38 @@ fn voice(rate: u32, channels: usize, frames: usize) -> Vec<f32> {
 }
 
 /// CPU time of concealment: 100 ms real, then 20 ms lost (two 10 ms conceal calls), repeated;
-/// only the conceal calls are timed, and separately the `real()` call right after each loss
-/// (the merge).
-fn cpu() {
+/// only the conceal calls are timed (with `set_future` for `expand+future`), and separately the
+/// `real()` call right after each loss (the merge). Medians over 60 losses per pass, 4 passes
+/// (`PLC_BENCH_ITER` passes, for profiling), per 10 ms.
+/// `only_method` / `only_rate`: measure just that method (name, `+future` allowed) and rate.
+fn cpu(only_method: Option<&str>, only_rate: Option<&str>) {
     println!("method\trate\tchannels\tus_per_concealed_10ms\tpercent_of_budget\tus_per_merge");
     let methods = PlcMethod::ALL
         .into_iter()
         .map(|m| (m, false))
         .chain([(PlcMethod::Expand, true)]);
     for (method, future) in methods {
+        let name = format!("{}{}", method.name(), if future { "+future" } else { "" });
+        if only_method.is_some_and(|m| m != name) {
+            continue;
+        }
         for rate in [8000u32, 16000, 48000] {
+            if only_rate.is_some_and(|r| r != rate.to_string()) {
+                continue;
+            }
             for channels in [1usize, 2] {
                 let ten = (rate / 100) as usize * channels;
                 let cycle = 12 * ten;
                 let signal = voice(rate, channels, 60 * cycle / channels);
                 let mut c = Concealer::with_method(rate, channels, method);
                 let mut buf = vec![0.0f32; ten];
-                let (mut conceal_ns, mut concealed, mut merge_ns, mut merges) =
-                    (0u128, 0, 0u128, 0);
-                let iterations = 4;
+                // Per loss (2 x 10 ms) and per merge, in ns; the medians are reported (other
+                // load on the machine only adds outliers).
+                let (mut losses, mut merges) = (Vec::new(), Vec::new());
+                let iterations = std::env::var("PLC_BENCH_ITER")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(4);
                 let blocks = signal.len() / cycle;
                 for _ in 0..iterations {
                     for (b, block) in signal.chunks_exact(cycle).enumerate() {
@@ -360,33 +377,36 @@ fn cpu() {
                             if k == 0 {
                                 let t = Instant::now();
                                 c.real(&mut buf);
-                                merge_ns += t.elapsed().as_nanos();
-                                merges += 1;
+                                merges.push(t.elapsed().as_nanos());
                             } else {
                                 c.real(&mut buf);
                             }
                         }
                         // What follows the loss: the next block's start.
                         let next = ((b + 1) % blocks) * cycle;
+                        let mut ns = 0;
                         for k in 0..2 {
                             let t = Instant::now();
                             if future && k == 0 {
                                 c.set_future(2 * ten / channels, &signal[next..next + 2 * ten]);
                             }
                             c.conceal(&mut buf);
-                            conceal_ns += t.elapsed().as_nanos();
-                            concealed += 1;
+                            ns += t.elapsed().as_nanos();
                             std::hint::black_box(&buf);
                         }
+                        losses.push(ns);
                     }
                 }
-                let us = conceal_ns as f64 / concealed as f64 / 1000.0;
+                let median = |v: &mut Vec<u128>| {
+                    v.sort_unstable();
+                    v[v.len() / 2] as f64
+                };
+                let us = median(&mut losses) / 2.0 / 1000.0;
+                let merge_us = median(&mut merges) / 1000.0;
                 println!(
-                    "{}{}\t{rate}\t{channels}\t{us:.2}\t{:.3}\t{:.2}",
-                    method.name(),
-                    if future { "+future" } else { "" },
+                    "{name}\t{rate}\t{channels}\t{us:.2}\t{:.3}\t{:.2}",
                     us / 10_000.0 * 100.0,
-                    merge_ns as f64 / merges as f64 / 1000.0
+                    merge_us
                 );
             }
         }

@@ -414,9 +414,7 @@ impl Concealer {
                     self.restart = true;
                     continue;
                 }
-                if two.ready() {
-                    two.plan(&mut self.expand, &self.snapshot);
-                }
+                two.plan_if_due(&mut self.expand, &self.snapshot);
                 if two.active() {
                     frames = frames.min(two.left());
                 } else if let Some(n) = two.forward_frames() {
