@@ -22,7 +22,9 @@
 //! chunk that starts at `T`, every packet that starts by `T + 40 ms` has arrived, so when the
 //! packet after the hole is among them, `set_future(frames until it, the received audio from it
 //! on, as far as it has arrived without a gap)` is called first. Without `+future`, the output
-//! is bit-identical to the element's.
+//! is bit-identical to the element's (except where the element itself resyncs: the 2 s gap
+//! with 20 ms packets). `PLC_BENCH_LOOKAHEAD_MS` replaces the 40 ms (a jitter buffer with more
+//! latency knows the end of a long gap earlier).
 //!
 //! `cpu`: CPU time of `Concealer::conceal` per concealed 10 ms (and of the merge that follows
 //! a loss) per method, rate and channel count, measured on the pure concealer; `expand+future`
@@ -252,6 +254,10 @@ fn direct_job(input: &str, output: &str, packet_ms: u64, method: &str, mask: &[u
     );
     let received = |p: usize| p < packets && mask[p] == b'1';
     let mut c = Concealer::with_method(wav.rate, ch, plc);
+    let lookahead_ms = std::env::var("PLC_BENCH_LOOKAHEAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LATENCY_MS as usize);
     let mut out = x.clone();
     let chunk = rate / 100;
     let (mut concealed, mut told, mut holes) = (0usize, 0usize, 0usize);
@@ -259,7 +265,7 @@ fn direct_job(input: &str, output: &str, packet_ms: u64, method: &str, mask: &[u
     for head in (0..frames).step_by(chunk) {
         let end = (head + chunk).min(frames);
         // Packets starting by this chunk's start + latency have arrived.
-        let horizon = head + rate * LATENCY_MS as usize / 1000;
+        let horizon = head + rate * lookahead_ms / 1000;
         let mut pos = head;
         while pos < end {
             let p = pos / pf;

@@ -12,11 +12,13 @@
 //!   `B` ends where the real audio begins as smoothly as `F` leaves the history, in phase with
 //!   it. Its mute slope is held (full level at the join); its level trend is kept: a future
 //!   that starts with an onset fades out backwards.
-//! * **Region**: the last `min(hole, REGION_MAX_MS)` of the hole (all of a short one; in a long
-//!   gap the forward side fades out with its usual slope into comfort noise first, and the
-//!   backward side fades in over the region before the real audio). A future shorter than
-//!   [`FUTURE_GOOD_MS`] gives a poor backward side (no LPC model, short pitch range): the
-//!   plan then waits, in case more arrives, until [`SHORT_REGION_MS`] before the end.
+//! * **Region**: the end of the loss over which the two sides are blended: all of it up to
+//!   [`REGION_MAX_MS`] (as far as the caller knows the end that early); in a loss longer than
+//!   [`LONG_HOLE_MS`] only the last [`LONG_REGION_MS`]: there the forward side fades out with
+//!   its usual slope into comfort noise first, and the continuation fades in before the real
+//!   audio. A future shorter than [`FUTURE_GOOD_MS`] gives a poor backward side (no LPC
+//!   model, short pitch range): the plan then waits, in case more arrives, until
+//!   [`SHORT_REGION_MS`] before the end.
 //! * **Blend**: `(1 - w) F + w B`, `w` a raised cosine over the region, the same for every
 //!   channel (the stereo image). Each side is anchored in phase at its own join, so no
 //!   alignment is done in between (measured: warping the two into phase, or an equal-power
@@ -30,8 +32,14 @@ use super::expand::Expand;
 use super::pitch::PitchSearch;
 use super::{HISTORY_MS, ms_to_frames, substitution};
 
-/// Longest region before the future over which the two sides are blended.
-pub(super) const REGION_MAX_MS: f32 = 60.0;
+/// Longest region before the future over which the two sides are blended (all of a loss up to
+/// this long, when its end is known from its start)...
+pub(super) const REGION_MAX_MS: f32 = 100.0;
+/// ...but in a loss longer than this (the forward side has faded out long before)...
+const LONG_HOLE_MS: f32 = 250.0;
+/// ...the continuation fades in over this much only (a longer backward extrapolation scores
+/// lower, as a longer forward one does).
+const LONG_REGION_MS: f32 = 40.0;
 /// Future audio used: its first this many ms (the backward side's history).
 pub(super) const FUTURE_MAX_MS: f32 = HISTORY_MS;
 /// Less future than this is not used (the loss is concealed forward only).
@@ -80,6 +88,10 @@ pub(super) struct TwoSided {
     future_frames: usize,
     /// Concealed frames still to come before the future starts (None: unknown).
     until: Option<usize>,
+    /// Frames concealed in this loss so far (forward only): with `until`, the loss's length.
+    elapsed: usize,
+    long_hole: usize,
+    long_region: usize,
     /// The future reversed, as the backward side's history (zeros before it).
     reversed: Vec<f32>,
     pitch: PitchSearch,
@@ -106,6 +118,9 @@ impl TwoSided {
             future: Vec::with_capacity(future_max * channels),
             future_frames: 0,
             until: None,
+            elapsed: 0,
+            long_hole: ms_to_frames(LONG_HOLE_MS, rate),
+            long_region: ms_to_frames(LONG_REGION_MS, rate).max(1),
             reversed: vec![0.0; history * channels],
             pitch: PitchSearch::new(rate),
             backward: Expand::new(rate, channels),
@@ -121,6 +136,7 @@ impl TwoSided {
         self.future.clear();
         self.future_frames = 0;
         self.until = None;
+        self.elapsed = 0;
         self.plan = Plan::default();
     }
 
@@ -166,10 +182,13 @@ impl TwoSided {
         if self.plan.active || self.future_frames < self.future_min {
             return None;
         }
-        let region = if self.future_frames >= self.future_good {
-            self.region_max
-        } else {
+        let hole = self.elapsed + self.until.unwrap_or(0);
+        let region = if self.future_frames < self.future_good {
             self.short_region
+        } else if hole > self.long_hole {
+            self.long_region
+        } else {
+            self.region_max
         };
         self.until
             .filter(|&u| u > 0)
@@ -178,6 +197,7 @@ impl TwoSided {
 
     /// `frames` were concealed forward only.
     pub(super) fn advance(&mut self, frames: usize) {
+        self.elapsed = self.elapsed.saturating_add(frames);
         if let Some(u) = self.until.as_mut() {
             *u = u.saturating_sub(frames);
         }
