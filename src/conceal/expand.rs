@@ -32,7 +32,7 @@
 use super::background::Background;
 use super::lpc::{Lpc, Noise, Synth};
 use super::substitution::Stretch;
-use super::{Rise, ms_to_frames, saturate};
+use super::{Rise, ms_to_frames, peak, saturate};
 
 /// Loss time at full level.
 pub(super) const FULL_LEVEL_MS: f32 = 10.0;
@@ -264,13 +264,7 @@ impl Expand {
         self.noise_weight = (1.0 - v).sqrt();
 
         let avail = available.min(frames);
-        let peak_of = |n: usize, c: usize| {
-            snapshot[(frames - n) * ch..]
-                .iter()
-                .skip(c)
-                .step_by(ch)
-                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
-        };
+        let peak_of = |n: usize, c: usize| peak(&snapshot[(frames - n) * ch..], ch, c);
         for c in 0..ch {
             self.peaks[c] = peak_of(avail, c);
             self.recent_peaks[c] = peak_of(self.recent.min(avail), c);

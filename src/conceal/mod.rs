@@ -628,6 +628,26 @@ impl Concealer {
     }
 }
 
+/// The largest magnitude of channel `c` in `x` (interleaved, `ch` channels; 0 if empty or
+/// NaN only): the same value as a sequential fold, in independent lanes that vectorize.
+fn peak(x: &[f32], ch: usize, c: usize) -> f64 {
+    const LANES: usize = 8;
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES * ch);
+    for chunk in &mut chunks {
+        for (i, m) in lanes.iter_mut().enumerate() {
+            *m = m.max(chunk[i * ch + c].abs());
+        }
+    }
+    let rest = chunks
+        .remainder()
+        .iter()
+        .skip(c)
+        .step_by(ch)
+        .fold(0.0f32, |m, &v| m.max(v.abs()));
+    f64::from(lanes.iter().fold(rest, |m, &v| m.max(v)))
+}
+
 /// Frames in `ms` milliseconds at `rate`, rounded.
 fn ms_to_frames(ms: f32, rate: u32) -> usize {
     (ms * rate as f32 / 1000.0).round() as usize
