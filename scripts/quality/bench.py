@@ -323,7 +323,8 @@ def main():
     signals = make_signals(a.out)
     signals = [s for s in signals if s[1] in a.kinds.split(",")]
     jobs = plan(a.out, signals, methods, a.quick, a.tag)
-    print(f"{len(jobs)} runs through plcjitterbuffer...", file=sys.stderr)
+    what = "the concealer alone" if a.direct else "plcjitterbuffer"
+    print(f"{len(jobs)} runs through {what}...", file=sys.stderr)
     stats = run_element(a.bench, jobs, a.out, a.workers, a.tag, a.direct)
     print("scoring...", file=sys.stderr)
     with ProcessPoolExecutor(a.workers) as ex:

@@ -12,8 +12,12 @@
 //! * `Expand` (the default, `expand.rs`): pitch repetition mixed with LPC-shaped noise by
 //!   voicing, full level for 10 ms (less when the level was falling), then a mute slope that
 //!   steepens with the loss, handing over to comfort noise shaped like the background; a short
-//!   merge. See `docs/concealment.md`.
-//! * `AppendixI`: the reference after ITU-T G.711 Appendix I, described below.
+//!   merge. When the caller knows what follows the loss ([`Concealer::set_future`]), the end of
+//!   the loss is concealed from both sides instead: the forward stretch blended into an
+//!   `expand` of the time-reversed future, which ends in the real audio (`twosided.rs`). See
+//!   `docs/concealment.md`.
+//! * `AppendixI`: the reference after ITU-T G.711 Appendix I, described below. Forward only,
+//!   whatever the caller knows of the future (it is the reference compared against).
 //! * `SampleConstant`: the same algorithm with every constant counted in samples at 8 kHz, as
 //!   spandsp's PLC does (at 48 kHz: pitch 0.4-3.3 ms, silent after 10 ms). A reference only.
 //! * `Repeat`: the last 20 ms of output over and over, at full level, with hard edges.
