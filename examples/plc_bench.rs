@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run --release --example plc_bench -- run JOBS.tsv
-//! cargo run --release --example plc_bench -- cpu
+//! cargo run --release --example plc_bench -- direct JOBS.tsv
+//! cargo run --release --example plc_bench -- cpu [METHOD [RATE]]
 //! ```
 //! `run`: every line of `JOBS.tsv` is `input.wav  output.wav  packet_ms  method  mask` (tab
 //! separated). The input (16-bit PCM WAV, any rate and channel count) is cut into packets of
@@ -14,8 +15,20 @@
 //! (frames since the first packet), which aligns them with the input exactly, and written to
 //! `output.wav`, as long as the input. One line per job is printed: the element's stats.
 //!
+//! `direct`: the same jobs, but the concealer alone (`Concealer`, no GStreamer), driven exactly
+//! as the raw playout drives it: 10 ms output chunks, real audio through `real()`, holes
+//! through `conceal()`. A method named `NAME+future` (e.g. `expand+future`) is also told what
+//! follows each hole, as a jitter buffer at `latency=40` knows it: before concealing in the
+//! chunk that starts at `T`, every packet that starts by `T + 40 ms` has arrived, so when the
+//! packet after the hole is among them, `set_future(frames until it, the received audio from it
+//! on, as far as it has arrived without a gap)` is called first. Without `+future`, the output
+//! is bit-identical to the element's (except where the element itself resyncs: the 2 s gap
+//! with 20 ms packets). `PLC_BENCH_LOOKAHEAD_MS` replaces the 40 ms (a jitter buffer with more
+//! latency knows the end of a long gap earlier).
+//!
 //! `cpu`: CPU time of `Concealer::conceal` per concealed 10 ms (and of the merge that follows
-//! a loss) per method, rate and channel count, measured on the pure concealer.
+//! a loss) per method, rate and channel count, measured on the pure concealer; `expand+future`
+//! is told the 20 ms after each 20 ms loss (two-sided, the whole loss one region).
 
 use std::io::Write;
 use std::time::Instant;
@@ -30,10 +43,14 @@ const LATENCY_MS: u32 = 40;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("run") if args.len() == 3 => run_jobs(&args[2]),
-        Some("cpu") => cpu(),
+        Some("run") if args.len() == 3 => run_jobs(&args[2], false),
+        Some("direct") if args.len() == 3 => run_jobs(&args[2], true),
+        Some("cpu") => cpu(
+            args.get(2).map(String::as_str),
+            args.get(3).map(String::as_str),
+        ),
         _ => {
-            eprintln!("usage: plc_bench run JOBS.tsv | plc_bench cpu");
+            eprintln!("usage: plc_bench run JOBS.tsv | plc_bench direct JOBS.tsv | plc_bench cpu");
             std::process::exit(2);
         }
     }
@@ -105,16 +122,22 @@ fn write_wav(path: &str, wav: &Wav) {
     std::fs::write(path, out).unwrap_or_else(|e| panic!("{path}: {e}"));
 }
 
-fn run_jobs(path: &str) {
-    gst::init().expect("gst init");
-    gstnetaudio::plugin_register_static().expect("register plugin");
+fn run_jobs(path: &str, direct: bool) {
+    if !direct {
+        gst::init().expect("gst init");
+        gstnetaudio::plugin_register_static().expect("register plugin");
+    }
     let jobs = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let stdout = std::io::stdout();
     for line in jobs.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 5, "bad job line: {line}");
         let packet_ms: u64 = f[2].parse().expect("packet_ms");
-        let stats = run_job(f[0], f[1], packet_ms, f[3], f[4].as_bytes());
+        let stats = if direct {
+            direct_job(f[0], f[1], packet_ms, f[3], f[4].as_bytes())
+        } else {
+            run_job(f[0], f[1], packet_ms, f[3], f[4].as_bytes())
+        };
         writeln!(stdout.lock(), "{}\t{}", f[1], stats).expect("stdout");
     }
 }
@@ -207,6 +230,90 @@ fn run_job(input: &str, output: &str, packet_ms: u64, method: &str, mask: &[u8])
     )
 }
 
+/// Runs one input through the concealer alone, as the raw playout at `latency=40` would (see
+/// the module docs); returns what was done as text.
+fn direct_job(input: &str, output: &str, packet_ms: u64, method: &str, mask: &[u8]) -> String {
+    let wav = read_wav(input);
+    let (rate, ch) = (wav.rate as usize, wav.channels);
+    let (name, future) = match method.strip_suffix("+future") {
+        Some(name) => (name, true),
+        None => (method, false),
+    };
+    let plc = PlcMethod::from_name(name).unwrap_or_else(|| panic!("unknown method {name}"));
+    let x: Vec<f32> = wav
+        .samples
+        .iter()
+        .map(|&s| f32::from(s) / 32768.0)
+        .collect();
+    let frames = x.len() / ch;
+    let pf = rate * packet_ms as usize / 1000;
+    let packets = frames.div_ceil(pf);
+    assert!(
+        mask.len() >= packets,
+        "{input}: mask shorter than {packets} packets"
+    );
+    let received = |p: usize| p < packets && mask[p] == b'1';
+    let mut c = Concealer::with_method(wav.rate, ch, plc);
+    let lookahead_ms = std::env::var("PLC_BENCH_LOOKAHEAD_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LATENCY_MS as usize);
+    let mut out = x.clone();
+    let chunk = rate / 100;
+    let (mut concealed, mut told, mut holes) = (0usize, 0usize, 0usize);
+    let mut in_hole = false;
+    for head in (0..frames).step_by(chunk) {
+        let end = (head + chunk).min(frames);
+        // Packets starting by this chunk's start + latency have arrived.
+        let horizon = head + rate * lookahead_ms / 1000;
+        let mut pos = head;
+        while pos < end {
+            let p = pos / pf;
+            if received(p) {
+                let until = ((p + 1) * pf).min(end);
+                c.real(&mut out[pos * ch..until * ch]);
+                in_hole = false;
+                pos = until;
+                continue;
+            }
+            let next = (p + 1..packets).find(|&q| received(q));
+            let until = next.map_or(end, |q| (q * pf).min(end));
+            if !in_hole {
+                holes += 1;
+                in_hole = true;
+            }
+            if let Some(q) = next.filter(|&q| future && q * pf <= horizon) {
+                let mut last = q;
+                while received(last + 1) && (last + 1) * pf <= horizon {
+                    last += 1;
+                }
+                let (a, b) = (q * pf, ((last + 1) * pf).min(frames));
+                c.set_future(a - pos, &x[a * ch..b * ch]);
+                told += 1;
+            }
+            c.conceal(&mut out[pos * ch..until * ch]);
+            concealed += until - pos;
+            pos = until;
+        }
+    }
+    let samples = out
+        .iter()
+        .map(|&v| (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    write_wav(
+        output,
+        &Wav {
+            rate: wav.rate,
+            channels: ch,
+            samples,
+        },
+    );
+    format!(
+        "holes={holes} concealed-ms={} set-future-calls={told}",
+        concealed * 1000 / rate
+    )
+}
+
 /// A vowel-like test signal with vibrato, some breath noise and a slow level change.
 fn voice(rate: u32, channels: usize, frames: usize) -> Vec<f32> {
     let mut seed = 0x1234_5678u32;
@@ -236,49 +343,76 @@ fn voice(rate: u32, channels: usize, frames: usize) -> Vec<f32> {
 }
 
 /// CPU time of concealment: 100 ms real, then 20 ms lost (two 10 ms conceal calls), repeated;
-/// only the conceal calls are timed, and separately the `real()` call right after each loss
-/// (the merge).
-fn cpu() {
+/// only the conceal calls are timed (with `set_future` for `expand+future`), and separately the
+/// `real()` call right after each loss (the merge). Medians over 60 losses per pass, 4 passes
+/// (`PLC_BENCH_ITER` passes, for profiling), per 10 ms.
+/// `only_method` / `only_rate`: measure just that method (name, `+future` allowed) and rate.
+fn cpu(only_method: Option<&str>, only_rate: Option<&str>) {
     println!("method\trate\tchannels\tus_per_concealed_10ms\tpercent_of_budget\tus_per_merge");
-    for method in PlcMethod::ALL {
+    let methods = PlcMethod::ALL
+        .into_iter()
+        .map(|m| (m, false))
+        .chain([(PlcMethod::Expand, true)]);
+    for (method, future) in methods {
+        let name = format!("{}{}", method.name(), if future { "+future" } else { "" });
+        if only_method.is_some_and(|m| m != name) {
+            continue;
+        }
         for rate in [8000u32, 16000, 48000] {
+            if only_rate.is_some_and(|r| r != rate.to_string()) {
+                continue;
+            }
             for channels in [1usize, 2] {
                 let ten = (rate / 100) as usize * channels;
                 let cycle = 12 * ten;
                 let signal = voice(rate, channels, 60 * cycle / channels);
                 let mut c = Concealer::with_method(rate, channels, method);
                 let mut buf = vec![0.0f32; ten];
-                let (mut conceal_ns, mut concealed, mut merge_ns, mut merges) =
-                    (0u128, 0, 0u128, 0);
-                let iterations = 4;
+                // Per loss (2 x 10 ms) and per merge, in ns; the medians are reported (other
+                // load on the machine only adds outliers).
+                let (mut losses, mut merges) = (Vec::new(), Vec::new());
+                let iterations = std::env::var("PLC_BENCH_ITER")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(4);
+                let blocks = signal.len() / cycle;
                 for _ in 0..iterations {
-                    for block in signal.chunks_exact(cycle) {
+                    for (b, block) in signal.chunks_exact(cycle).enumerate() {
                         for k in 0..10 {
                             buf.copy_from_slice(&block[k * ten..(k + 1) * ten]);
                             if k == 0 {
                                 let t = Instant::now();
                                 c.real(&mut buf);
-                                merge_ns += t.elapsed().as_nanos();
-                                merges += 1;
+                                merges.push(t.elapsed().as_nanos());
                             } else {
                                 c.real(&mut buf);
                             }
                         }
-                        for _ in 0..2 {
+                        // What follows the loss: the next block's start.
+                        let next = ((b + 1) % blocks) * cycle;
+                        let mut ns = 0;
+                        for k in 0..2 {
                             let t = Instant::now();
+                            if future && k == 0 {
+                                c.set_future(2 * ten / channels, &signal[next..next + 2 * ten]);
+                            }
                             c.conceal(&mut buf);
-                            conceal_ns += t.elapsed().as_nanos();
-                            concealed += 1;
+                            ns += t.elapsed().as_nanos();
                             std::hint::black_box(&buf);
                         }
+                        losses.push(ns);
                     }
                 }
-                let us = conceal_ns as f64 / concealed as f64 / 1000.0;
+                let median = |v: &mut Vec<u128>| {
+                    v.sort_unstable();
+                    v[v.len() / 2] as f64
+                };
+                let us = median(&mut losses) / 2.0 / 1000.0;
+                let merge_us = median(&mut merges) / 1000.0;
                 println!(
-                    "{}\t{rate}\t{channels}\t{us:.2}\t{:.3}\t{:.2}",
-                    method.name(),
+                    "{name}\t{rate}\t{channels}\t{us:.2}\t{:.3}\t{:.2}",
                     us / 10_000.0 * 100.0,
-                    merge_ns as f64 / merges as f64 / 1000.0
+                    merge_us
                 );
             }
         }

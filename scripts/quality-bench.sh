@@ -4,6 +4,12 @@
 # every `plc` method; PESQ, STOI, SNR of the concealed stretches, edge pops, then the CPU time
 # per concealed 10 ms. Writes bench-out/quality/results.{md,csv} and prints the tables.
 #   scripts/quality-bench.sh [--quick] [--methods expand,appendix-i,...]
+#   scripts/quality-bench.sh --direct --methods sample-constant,appendix-i,expand,expand+future \
+#       --candidate expand+future
+# --direct drives the concealer alone as the raw playout does (plc_bench direct; bit-identical to
+# the element without +future), where NAME+future is also told what follows each hole as a
+# jitter buffer at latency 40 knows it; --candidate names the method the targets are checked
+# for. Also --rates 16000, --kinds speech for a faster loop.
 # Needs espeak-ng, python3-venv and a C compiler (scripts/setup-deps.sh); the Python packages
 # come from scripts/python-env.sh.
 set -euo pipefail

@@ -32,7 +32,7 @@
 use super::background::Background;
 use super::lpc::{Lpc, Noise, Synth};
 use super::substitution::Stretch;
-use super::{Rise, ms_to_frames, saturate};
+use super::{Rise, ms_to_frames, peak, saturate};
 
 /// Loss time at full level.
 pub(super) const FULL_LEVEL_MS: f32 = 10.0;
@@ -132,6 +132,8 @@ pub(super) struct Expand {
     comfort: bool,
     /// Frames after which only zeros (or comfort noise) come out in this stretch.
     silent_from: usize,
+    /// The mute slope stays at its level of this frame (see [`Expand::hold_slope`]).
+    held: Option<usize>,
     /// The loop's start-edge correction length (a stretch with nothing else ends after it).
     correction_len: usize,
     /// Envelope limiter: block length, the history's envelope per channel, the two rendered
@@ -201,6 +203,7 @@ impl Expand {
             level_ends: (1.0, 1.0),
             comfort: false,
             silent_from: 0,
+            held: None,
             correction_len: ms_to_frames(super::substitution::START_CORRECTION_MS, rate).max(1),
             block: ms_to_frames(LIMIT_BLOCK_MS, rate).max(1),
             envelope_len: ms_to_frames(ENVELOPE_MS, rate).max(1),
@@ -229,6 +232,7 @@ impl Expand {
 
         self.elapsed = 0;
         self.level_block = None;
+        self.held = None;
         self.emitted = 0;
         self.primed = false;
         self.read = self.block;
@@ -260,13 +264,7 @@ impl Expand {
         self.noise_weight = (1.0 - v).sqrt();
 
         let avail = available.min(frames);
-        let peak_of = |n: usize, c: usize| {
-            snapshot[(frames - n) * ch..]
-                .iter()
-                .skip(c)
-                .step_by(ch)
-                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()))
-        };
+        let peak_of = |n: usize, c: usize| peak(&snapshot[(frames - n) * ch..], ch, c);
         for c in 0..ch {
             self.peaks[c] = peak_of(avail, c);
             self.recent_peaks[c] = peak_of(self.recent.min(avail), c);
@@ -402,6 +400,18 @@ impl Expand {
         self.stretch.period()
     }
 
+    /// Stops the mute slope where it is now (the level trend goes on): the two-sided
+    /// concealment knows where the loss ends and fades this stretch out by itself.
+    pub(super) fn hold_slope(&mut self) {
+        if self.held.is_none() && self.elapsed < self.silent_from.min(self.silent_at) {
+            self.held = Some(self.elapsed);
+            if self.silent_from == self.silent_at {
+                self.silent_from = usize::MAX;
+            }
+            self.level_block = None;
+        }
+    }
+
     /// Level of the concealment relative to the history (0 once faded).
     pub(super) fn level(&self) -> f64 {
         self.level_at(self.emitted)
@@ -432,6 +442,7 @@ impl Expand {
     }
 
     fn slope_level(&self, t: usize) -> f64 {
+        let t = self.held.map_or(t, |h| t.min(h));
         if t >= self.silent_from {
             0.0
         } else if t < self.full_level {

@@ -147,14 +147,15 @@ impl Lpc {
 
     /// The power gain of `1 / A(z)`: the energy of its impulse response (at least 1).
     pub(super) fn power_gain(&mut self) -> f64 {
-        let p = self.order;
+        // The response is stored newest first from the end (`impulse[len - 1 - n]` is output
+        // `n`), so the past outputs that meet `a[1..]` are one contiguous slice.
+        let (p, len) = (self.order, self.impulse.len());
         let mut energy = 0.0;
-        for n in 0..self.impulse.len() {
-            let mut y = if n == 0 { 1.0 } else { 0.0 };
-            for k in 1..=p.min(n) {
-                y -= self.a[k] * self.impulse[n - k];
-            }
-            self.impulse[n] = y;
+        for n in 0..len {
+            let m = p.min(n);
+            let past = &self.impulse[len - n..len - n + m];
+            let y = if n == 0 { 1.0 } else { 0.0 } - dot(&self.a[1..=m], past);
+            self.impulse[len - 1 - n] = y;
             energy += y * y;
         }
         if energy.is_finite() {
@@ -178,12 +179,31 @@ fn hann(n: usize) -> impl DoubleEndedIterator<Item = f64> {
 /// `r[lag] = sum x[i] x[i - lag]` for every lag of `r`.
 pub(super) fn autocorrelation(x: &[f64], r: &mut [f64]) {
     for (lag, r) in r.iter_mut().enumerate() {
-        *r = x[lag.min(x.len())..]
-            .iter()
-            .zip(x)
-            .map(|(&a, &b)| a * b)
-            .sum();
+        *r = dot(&x[lag.min(x.len())..], x);
     }
+}
+
+/// Partial sums in [`dot`]: independent accumulators let the compiler vectorize it.
+const LANES: usize = 8;
+
+/// `sum a[i] b[i]` over the shorter length, in [`LANES`] partial sums.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut sums = [0.0f64; LANES];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f64 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(&x, &y)| x * y)
+        .sum();
+    for (xs, ys) in chunks_a.zip(chunks_b) {
+        for ((sum, &x), &y) in sums.iter_mut().zip(xs).zip(ys) {
+            *sum += x * y;
+        }
+    }
+    sums.iter().sum::<f64>() + rest
 }
 
 /// An all-pole synthesis filter with its own copy of the coefficients and state.
@@ -224,7 +244,7 @@ impl Synth {
     pub(super) fn next(&mut self, e: f64) -> f64 {
         let order = self.a.len();
         let past = &self.state[self.pos..self.pos + order];
-        let mut y = e - self.a.iter().zip(past).map(|(a, s)| a * s).sum::<f64>();
+        let mut y = e - dot(&self.a, past);
         if !y.is_finite() {
             y = 0.0;
         }

@@ -12,8 +12,12 @@
 //! * `Expand` (the default, `expand.rs`): pitch repetition mixed with LPC-shaped noise by
 //!   voicing, full level for 10 ms (less when the level was falling), then a mute slope that
 //!   steepens with the loss, handing over to comfort noise shaped like the background; a short
-//!   merge. See `docs/concealment.md`.
-//! * `AppendixI`: the reference after ITU-T G.711 Appendix I, described below.
+//!   merge. When the caller knows what follows the loss ([`Concealer::set_future`]), the end of
+//!   the loss is concealed from both sides instead: the forward stretch blended into an
+//!   `expand` of the time-reversed future, which ends in the real audio (`twosided.rs`). See
+//!   `docs/concealment.md`.
+//! * `AppendixI`: the reference after ITU-T G.711 Appendix I, described below. Forward only,
+//!   whatever the caller knows of the future (it is the reference compared against).
 //! * `SampleConstant`: the same algorithm with every constant counted in samples at 8 kHz, as
 //!   spandsp's PLC does (at 48 kHz: pitch 0.4-3.3 ms, silent after 10 ms). A reference only.
 //! * `Repeat`: the last 20 ms of output over and over, at full level, with hard edges.
@@ -59,6 +63,7 @@ mod pitch;
 mod substitution;
 #[cfg(test)]
 mod tests;
+mod twosided;
 
 use background::Background;
 use expand::Expand;
@@ -66,6 +71,7 @@ use history::History;
 use neural::Neural;
 use pitch::PitchSearch;
 use substitution::Stretch;
+use twosided::TwoSided;
 
 /// Lowest supported sample rate; lower rates are treated as this one.
 const MIN_RATE: u32 = 8_000;
@@ -210,6 +216,10 @@ pub struct Concealer {
     repeat_pos: usize,
     state: State,
     discontinuity: bool,
+    /// `Expand`: the two-sided concealment of a loss whose future is known.
+    two: Option<Box<TwoSided>>,
+    /// A new forward stretch is due at the next `conceal()` (a plan was dropped).
+    restart: bool,
 }
 
 impl Concealer {
@@ -277,6 +287,8 @@ impl Concealer {
             repeat_pos: 0,
             state: State::Idle,
             discontinuity: false,
+            two: (running == PlcMethod::Expand).then(|| Box::new(TwoSided::new(rate, channels))),
+            restart: false,
         }
     }
 
@@ -303,6 +315,29 @@ impl Concealer {
         }
         self.state = State::Idle;
         self.discontinuity = false;
+        if let Some(two) = self.two.as_mut() {
+            two.clear();
+        }
+        self.restart = false;
+    }
+
+    /// Tells the concealer what follows the current (or next) loss: after `frames_until_future`
+    /// more concealed frames, the real audio continues with `future` (interleaved, whole frames;
+    /// its first 70 ms are used, 5 ms at least). Call it before the `conceal()` calls it
+    /// concerns, whenever the caller holds the audio after the hole; calling it again with the
+    /// same end is harmless. `expand` then conceals the end of the loss from both sides (see
+    /// `twosided.rs`); every other method ignores it (`appendix-i` stays the forward-only
+    /// reference). The next `real()` forgets it.
+    ///
+    /// If a plan was made for another end (the caller's gap moved), the concealment starts
+    /// over from the newest output with the new future.
+    pub fn set_future(&mut self, frames_until_future: usize, future: &[f32]) {
+        let whole = future.len() - future.len() % self.channels;
+        if let Some(two) = self.two.as_mut()
+            && two.set_future(frames_until_future, &future[..whole])
+        {
+            self.restart = true;
+        }
     }
 
     /// `samples` (interleaved, whole frames) are the next real audio to be output, contiguous in
@@ -324,11 +359,18 @@ impl Concealer {
             self.state = State::Idle;
             self.discontinuity = false;
         } else if self.discontinuity {
+            if let Some(two) = self.two.as_mut() {
+                two.clear();
+            }
             self.start_stretch(true);
             self.start_merge();
         } else if self.state == State::Concealing {
             self.start_merge();
         }
+        if let Some(two) = self.two.as_mut() {
+            two.clear();
+        }
+        self.restart = false;
         if let State::Merging { .. } = self.state {
             self.merge(samples);
         }
@@ -359,15 +401,43 @@ impl Concealer {
             }
             return;
         }
-        if self.state != State::Concealing {
-            // A new loss, or one during a merge: start over from the newest output.
-            self.start_stretch(false);
-            self.state = State::Concealing;
+        let ch = self.channels;
+        let mut rest = out;
+        while !rest.is_empty() {
+            if self.state != State::Concealing || self.restart {
+                // A new loss, or one during a merge: start over from the newest output.
+                self.start_stretch(false);
+                self.state = State::Concealing;
+                self.restart = false;
+            }
+            let mut frames = rest.len() / ch;
+            if let Some(two) = self.two.as_mut() {
+                if two.active() && two.left() == 0 {
+                    // Concealing beyond the announced end: forward again from here.
+                    two.clear();
+                    self.restart = true;
+                    continue;
+                }
+                two.plan_if_due(&mut self.expand, &self.snapshot);
+                if two.active() {
+                    frames = frames.min(two.left());
+                } else if let Some(n) = two.forward_frames() {
+                    frames = frames.min(n);
+                }
+                if frames == 0 {
+                    frames = rest.len() / ch;
+                }
+                if !two.active() {
+                    two.advance(frames);
+                }
+            }
+            let (now, later) = rest.split_at_mut(frames * ch);
+            for frame in now.chunks_exact_mut(ch) {
+                self.synthesize(frame);
+            }
+            self.history.push(now);
+            rest = later;
         }
-        for frame in out.chunks_exact_mut(self.channels) {
-            self.synthesize(frame);
-        }
-        self.history.push(out);
     }
 
     /// The next `real()` does not continue the previous real audio (the caller skipped data):
@@ -386,7 +456,9 @@ impl Concealer {
                     PlcMethod::Silence => true,
                     PlcMethod::Repeat => false,
                     PlcMethod::SampleConstant | PlcMethod::AppendixI => self.stretch.is_silent(),
-                    PlcMethod::Expand => self.expand.is_silent(),
+                    PlcMethod::Expand => {
+                        self.expand.is_silent() && !self.two.as_ref().is_some_and(|t| t.active())
+                    }
                     PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
                 })
     }
@@ -452,7 +524,10 @@ impl Concealer {
             PlcMethod::SampleConstant | PlcMethod::AppendixI => {
                 self.stretch.next_frame(&self.snapshot, frame)
             }
-            PlcMethod::Expand => self.expand.next_frame(&self.snapshot, frame),
+            PlcMethod::Expand => match self.two.as_mut() {
+                Some(two) if two.active() => two.next_frame(frame),
+                _ => self.expand.next_frame(&self.snapshot, frame),
+            },
             PlcMethod::Neural => {
                 let n = self.neural.as_mut().expect("neural model");
                 let t = self.neural_elapsed;
@@ -511,7 +586,9 @@ impl Concealer {
 
     fn continuation_silent(&self) -> bool {
         match self.running {
-            PlcMethod::Expand => self.expand.level() == 0.0,
+            PlcMethod::Expand => {
+                self.expand.level() == 0.0 && !self.two.as_ref().is_some_and(|t| t.active())
+            }
             PlcMethod::Neural => self.neural_elapsed >= self.neural_silent,
             _ => self.stretch.is_silent(),
         }
@@ -553,6 +630,26 @@ impl Concealer {
             State::Merging { done }
         };
     }
+}
+
+/// The largest magnitude of channel `c` in `x` (interleaved, `ch` channels; 0 if empty or
+/// NaN only): the same value as a sequential fold, in independent lanes that vectorize.
+fn peak(x: &[f32], ch: usize, c: usize) -> f64 {
+    const LANES: usize = 8;
+    let mut lanes = [0.0f32; LANES];
+    let mut chunks = x.chunks_exact(LANES * ch);
+    for chunk in &mut chunks {
+        for (i, m) in lanes.iter_mut().enumerate() {
+            *m = m.max(chunk[i * ch + c].abs());
+        }
+    }
+    let rest = chunks
+        .remainder()
+        .iter()
+        .skip(c)
+        .step_by(ch)
+        .fold(0.0f32, |m, &v| m.max(v.abs()));
+    f64::from(lanes.iter().fold(rest, |m, &v| m.max(v)))
 }
 
 /// Frames in `ms` milliseconds at `rate`, rounded.

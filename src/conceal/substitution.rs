@@ -7,7 +7,7 @@
 //! onto a sample that really followed it. When the loop widens (one more, older period), the old
 //! and new loops run side by side in the same phase for a quarter period and are cross-faded.
 
-use super::{Rise, ms_to_frames, pitch, saturate};
+use super::{Rise, ms_to_frames, peak, pitch, saturate};
 
 /// The repeated segment widens up to this many periods.
 pub(super) const MAX_PERIODS: usize = 3;
@@ -169,11 +169,8 @@ impl Stretch {
             } else {
                 0.0
             };
-            self.peaks[c] = snapshot[(self.end - available.min(self.end)) * self.channels..]
-                .iter()
-                .skip(c)
-                .step_by(self.channels)
-                .fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+            let from = (self.end - available.min(self.end)) * self.channels;
+            self.peaks[c] = peak(&snapshot[from..], self.channels, c);
         }
         self.cursor.pos = 0;
     }
