@@ -225,6 +225,8 @@ pub struct RtpPlayout {
     feed: Vec<f32>,
     /// Frames of the gap opened by [`RtpPlayout::shift_timeline`] not yet filled.
     insert_left: u64,
+    /// Scratch for the decoded audio after a hole (two-sided concealment).
+    future: Vec<f32>,
 }
 
 impl RtpPlayout {
@@ -273,6 +275,7 @@ impl RtpPlayout {
             drift: Compensator::new(rate, channels, clamp_ns(latency_ns)),
             feed: Vec::new(),
             insert_left: 0,
+            future: Vec::new(),
         }
     }
 
@@ -1131,6 +1134,11 @@ impl RtpPlayout {
                     let gap = (gap_end - pos).min(self.last_frames.max(1)).max(1);
                     self.codec_fill(pos, gap, gap_end, next.map(|n| n.0), dtx, &mut scratch);
                 } else {
+                    if !dtx && let Some((_, ppos)) = next {
+                        // The audio after the hole is queued: the concealer blends into it
+                        // (two-sided concealment) instead of only extrapolating.
+                        self.tell_future(ppos, (ppos - pos).max(0) as usize);
+                    }
                     let n = (gap as usize).min(rest.len() / ch);
                     let dst = &mut rest[..n * ch];
                     self.concealer.conceal(dst);
@@ -1210,6 +1218,32 @@ impl RtpPlayout {
         let keep = (n as i64).min(whole_gap.max(1)) as usize * self.channels;
         scratch.truncate(keep);
         self.set_pending(pos, kind, scratch);
+    }
+
+    /// Decodes up to 70 ms of the queued audio from media position `from` on (the first
+    /// stored packet and the ones contiguous with it; PCM payloads decode without state) and
+    /// tells the PCM concealer it follows the hole `frames_until` frames from now.
+    fn tell_future(&mut self, from: i64, frames_until: usize) {
+        let want = (i64::from(self.rate) * 70 / 1000) as usize * self.channels;
+        let mut future = std::mem::take(&mut self.future);
+        future.clear();
+        let mut end = from;
+        for p in self.store.values() {
+            if future.len() >= want || p.pos != end {
+                break;
+            }
+            let before = future.len();
+            self.decoder.decode(&p.payload, &mut future);
+            if future.len() == before {
+                break;
+            }
+            end = p.pos + p.frames;
+        }
+        future.truncate(want);
+        if !future.is_empty() {
+            self.concealer.set_future(frames_until, &future);
+        }
+        self.future = future;
     }
 
     fn set_pending(&mut self, pos: i64, kind: Kind, samples: &[f32]) {
