@@ -358,7 +358,7 @@ impl ObjectImpl for PlcJitterBuffer {
                 glib::ParamSpecUInt::builder("min-latency")
                     .nick("Minimum adaptive latency")
                     .blurb(
-                        "mode=adaptive: the lowest delay (ms) the target may fall to, beyond \
+                        "In adaptive mode, the lowest delay (ms) the target may fall to, beyond \
                          the fastest datagrams' arrival. Range 0-10000, default 10. Takes \
                          effect for the next stream (a resync, flush or caps change). \
                          Changeable while PLAYING.",
@@ -370,7 +370,7 @@ impl ObjectImpl for PlcJitterBuffer {
                 glib::ParamSpecUInt::builder("max-latency")
                     .nick("Maximum adaptive latency")
                     .blurb(
-                        "mode=adaptive: the highest delay (ms) the target may rise to however \
+                        "In adaptive mode, the highest delay (ms) the target may rise to, however \
                          large the jitter (what arrives later is concealed); below \
                          min-latency it is taken as min-latency. The queue is sized for it. \
                          Range 0-10000, default 500. Takes effect for the next stream (a \
