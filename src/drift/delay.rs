@@ -157,7 +157,7 @@ impl DelayEstimator {
 
     fn add_to_histogram(&mut self, now: u64, rel: f64) {
         let t_ref = *self.t_ref.get_or_insert(now);
-        let mut w = ((now - t_ref) as f64 / self.cfg.decay_ns as f64).exp();
+        let mut w = (now.saturating_sub(t_ref) as f64 / self.cfg.decay_ns as f64).exp();
         if w > 1e100 {
             // Rescale to keep the numbers finite; proportions are unchanged.
             for b in &mut self.bins {

@@ -92,11 +92,29 @@ impl DriftLoop {
     /// consumes plus its look-ahead. Before the first packet the delay reads as on target.
     pub fn on_tick(&mut self, now_ns: u64, need_pos: f64) -> TickDecision {
         let target = self.target_ns();
+        let measured = playout_delay_ns(self.skew(), now_ns, need_pos);
+        self.decide(now_ns, measured, target)
+    }
+
+    /// One output tick at `now_ns` with the delay measured by the caller (`None`: nothing to
+    /// measure it from, read as on target): for a playout whose own placement of the packets
+    /// defines the delay (raw datagrams carry no timestamp), so that the loop and the placement
+    /// hold the same quantity. The line through the arrivals still gives the skew hint.
+    pub fn on_tick_measured(
+        &mut self,
+        now_ns: u64,
+        measured_delay_ns: Option<f64>,
+    ) -> TickDecision {
+        let target = self.target_ns();
+        self.decide(now_ns, measured_delay_ns, target)
+    }
+
+    fn decide(&mut self, now_ns: u64, measured: Option<f64>, target: f64) -> TickDecision {
         let skew = self.skew();
         if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm()) {
             self.ctl.set_skew_hint(ppm, se);
         }
-        let measured = playout_delay_ns(self.skew(), now_ns, need_pos).unwrap_or(target);
+        let measured = measured.unwrap_or(target);
         TickDecision {
             ratio: self.ctl.update(now_ns, measured, target),
             measured_delay_ns: measured,

@@ -119,6 +119,9 @@ pub(crate) struct Compensator {
     removed: f64,
     /// Received audio is playing (see [`Compensator::set_playing`]).
     playing: bool,
+    /// Fixed mode engages the resampler only for a delay error, not for a ratio the early skew
+    /// estimate suggests (see [`Compensator::engage_on_delay_only`]).
+    delay_only: bool,
 }
 
 impl fmt::Debug for Compensator {
@@ -171,6 +174,7 @@ impl Compensator {
             inserted: 0.0,
             removed: 0.0,
             playing: true,
+            delay_only: false,
         };
         me.restart(latency_ns);
         me
@@ -289,17 +293,7 @@ impl Compensator {
     /// One chunk of `frames` at `now_ns` (the chunk's deadline less upstream latency, in the
     /// arrivals' time base) reading from media position `read_pos`: the loop's decision.
     pub(crate) fn tick(&mut self, now_ns: i64, read_pos: f64, frames: i64) -> TickDecision {
-        if let Some((prev, out)) = self.last_read {
-            // What the last chunk stretched: output frames against media frames consumed.
-            let consumed = read_pos - prev;
-            let out = out as f64;
-            if consumed < out {
-                self.inserted += out - consumed;
-            } else {
-                self.removed += consumed - out;
-            }
-        }
-        self.last_read = Some((read_pos, frames));
+        self.count_stretch(read_pos, frames);
         let need =
             read_pos - self.shift as f64 + frames as f64 / self.ratio() + self.lookahead as f64;
         let offset = if self.mode == DriftMode::Adaptive {
@@ -322,6 +316,85 @@ impl Compensator {
         d
     }
 
+    /// [`Compensator::tick`] for a playout that measures the delay itself (raw datagrams:
+    /// their placement on the timeline defines it): `first_frame_delay_ns` is how long after
+    /// the fastest path's arrival the chunk's first frame plays (`None` when nothing recent to
+    /// tell). Fixed mode holds it where the stream started, as [`Compensator::tick`] does:
+    /// the latency plus the lateness the first datagram turns out to have once received audio
+    /// plays (at most the latency); adaptive mode holds the delay of the newest frame the
+    /// chunk needs at the target. The playout aims its own delay control at the same value
+    /// ([`Compensator::target_above_latency_ns`]), so the two never pull apart.
+    pub(crate) fn tick_measured(
+        &mut self,
+        now_ns: i64,
+        read_pos: f64,
+        frames: i64,
+        first_frame_delay_ns: Option<f64>,
+    ) -> TickDecision {
+        self.count_stretch(read_pos, frames);
+        let measured = if self.mode == DriftMode::Adaptive {
+            first_frame_delay_ns.map(|d| d - self.offset_ns as f64)
+        } else {
+            if self.playing
+                && self.excess_ns.is_none()
+                && let Some(delay) = first_frame_delay_ns
+            {
+                let latency = self.latency_ns as f64;
+                self.excess_ns = Some((delay - latency).clamp(0.0, latency));
+                self.lp.set_fixed_latency(self.target_ns());
+            }
+            first_frame_delay_ns
+        };
+        let d = self.lp.on_tick_measured(now_ns.max(0) as u64, measured);
+        self.last = Some(d);
+        d
+    }
+
+    /// What the last chunk stretched: output frames against media frames consumed.
+    fn count_stretch(&mut self, read_pos: f64, frames: i64) {
+        if let Some((prev, out)) = self.last_read {
+            let consumed = read_pos - prev;
+            let out = out as f64;
+            if consumed < out {
+                self.inserted += out - consumed;
+            } else {
+                self.removed += consumed - out;
+            }
+        }
+        self.last_read = Some((read_pos, frames));
+    }
+
+    /// The playout renumbered every media position from here on by `frames` (it skipped
+    /// queued audio to bound the delay): the loop keeps measuring in the coordinates the
+    /// packets had before. Nothing is counted as stretched.
+    pub(crate) fn renumbered(&mut self, frames: i64) {
+        self.shift += frames;
+    }
+
+    /// How far (ns) above the latency the delay of a chunk's first frame is held (see
+    /// [`Compensator::tick_measured`]): the first datagram's lateness in fixed mode; in
+    /// adaptive mode the target plus the
+    /// chunk and the look-ahead, less the latency. A playout that places packets itself aims
+    /// its own delay control at it.
+    pub(crate) fn target_above_latency_ns(&self) -> f64 {
+        match (self.mode, self.last) {
+            (DriftMode::Adaptive, Some(d)) => {
+                d.target_delay_ns + self.offset_ns as f64 - self.latency_ns as f64
+            }
+            (DriftMode::Adaptive, None) => 0.0,
+            _ => self.excess_ns.unwrap_or(0.0),
+        }
+    }
+
+    /// Fixed mode: take the resampler into the path only once the delay is off the target,
+    /// whatever ratio the loop asks for before that. For a playout that measures the delay
+    /// itself ([`Compensator::tick_measured`]): the skew the first seconds of a jittery stream
+    /// suggest (tens of ppm on a real loopback) is no reason to resample a stream whose delay
+    /// holds; a real skew moves the delay by 1 ms soon enough (1 s at 1000 ppm).
+    pub(crate) fn engage_on_delay_only(&mut self) {
+        self.delay_only = true;
+    }
+
     /// Whether to put the resampler in the path now (`playing`: received audio has started).
     pub(crate) fn wants_resampler(&self, d: &TickDecision, playing: bool) -> bool {
         if self.rs.is_some() || !playing {
@@ -331,7 +404,7 @@ impl Compensator {
             DriftMode::Off => false,
             DriftMode::Adaptive => true,
             DriftMode::Fixed => {
-                (d.ratio - 1.0).abs() > ENGAGE_RATIO
+                (!self.delay_only && (d.ratio - 1.0).abs() > ENGAGE_RATIO)
                     || (d.measured_delay_ns - d.target_delay_ns).abs() > ENGAGE_DELAY_NS
             }
         }
@@ -431,6 +504,11 @@ impl Compensator {
             let extra = self.history.len() - cap;
             self.history.drain(..extra);
         }
+    }
+
+    /// The sender's clock against the nominal rate (ppm, positive: fast), once estimated.
+    pub(crate) fn skew_ppm(&self) -> Option<f64> {
+        self.lp.skew().skew_ppm()
     }
 
     /// The loop's estimate and decision at the last chunk; `latency_ns` stands in before it.

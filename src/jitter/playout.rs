@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 
+use super::compensate::{Compensator, DriftMode, DriftStats};
 use super::ledger::{Bucket, Ledger, Limits};
 use super::splice::SpliceDetector;
 use super::time::{NS_PER_MS, NS_PER_SEC, chunk_start, frames_to_ns, ns_to_frames};
@@ -196,6 +197,18 @@ pub struct Playout {
     ledger: Ledger,
     /// Bytes of samples in `queue`.
     bytes: usize,
+    /// Media position (on the datagrams' timeline) of the next frame to play or conceal: the
+    /// play head that lateness is judged against. Without drift compensation it is the output
+    /// frame counter; with it, it runs ahead of the resampler's read position by what the
+    /// resampler has queued.
+    media_head: i64,
+    /// Received audio has been played since the stream (re)started.
+    playing: bool,
+    drift: Compensator,
+    /// Scratch for what is fed to the resampler.
+    feed: Vec<f32>,
+    /// Frames of the gap opened by [`Playout::shift_timeline`] not yet filled.
+    insert_left: u64,
 }
 
 impl Playout {
@@ -218,7 +231,60 @@ impl Playout {
             limits: Limits::default(),
             ledger: Ledger::default(),
             bytes: 0,
+            media_head: 0,
+            playing: false,
+            drift: {
+                let mut c = Compensator::new(rate, channels, clamp_ns(latency_ns));
+                c.engage_on_delay_only();
+                c
+            },
+            feed: Vec::new(),
+            insert_left: 0,
         }
+    }
+
+    /// Sets the drift compensation; applies from the next chunk (an engaged resampler stays
+    /// in the path until [`Playout::reset`]).
+    pub fn set_drift_mode(&mut self, mode: DriftMode) {
+        self.drift.set_mode(mode);
+    }
+
+    pub fn drift_mode(&self) -> DriftMode {
+        self.drift.mode()
+    }
+
+    /// Adaptive mode's range of the target delay (ns); applies to the next stream (or resync).
+    pub fn set_latency_range(&mut self, min_ns: u64, max_ns: u64) {
+        self.drift.set_range(min_ns, max_ns);
+    }
+
+    /// The drift loop's estimate and decision at the last chunk.
+    pub fn drift_stats(&self) -> DriftStats {
+        self.drift.stats(self.latency_ns)
+    }
+
+    /// Media position of the next output frame (fractional while resampling).
+    fn media_read_pos(&self) -> f64 {
+        self.drift.read_pos(self.media_head)
+    }
+
+    /// Media position minus output frame counter: how far the drift compensation has moved
+    /// the media timeline against the output (0 without it).
+    fn media_offset(&self) -> i64 {
+        self.media_read_pos().floor() as i64 - self.out_head()
+    }
+
+    /// How long (ns) a datagram at `pos` that arrived at `arrival` waits until it plays.
+    fn wait_ns(&self, origin: i64, pos: i64, arrival: i64) -> i64 {
+        origin + self.latency_ns + frames_to_ns(pos - self.media_offset(), self.rate) - arrival
+    }
+
+    /// How long (ns) the fastest of the recent datagrams waits from its arrival until its
+    /// first frame plays: the delay both the drift loop and the gap adjustment hold.
+    fn fastest_wait_ns(&mut self, now: i64) -> Option<i64> {
+        let origin = self.timeline.origin()?;
+        let earliest = self.timeline.earliest_start(now)?;
+        Some(origin + self.latency_ns - frames_to_ns(self.media_offset(), self.rate) - earliest)
     }
 
     /// Where every datagram pushed so far is (see [`Ledger`]); kept across [`Playout::reset`].
@@ -299,12 +365,13 @@ impl Playout {
             return;
         };
         let hole = front.pos - head;
-        let wait = origin + self.latency_ns + frames_to_ns(back.pos, self.rate) - back.arrival;
+        let wait = self.wait_ns(origin, back.pos, back.arrival);
         let skip = hole.min(ns_to_frames(wait - self.latency_ns, self.rate));
         if skip <= 0 {
             return;
         }
         self.timeline.shift(-skip);
+        self.drift.renumbered(-skip);
         for p in &mut self.queue {
             p.pos -= skip;
         }
@@ -332,6 +399,10 @@ impl Playout {
         self.open_gap = None;
         self.splice.reset();
         self.last_real = false;
+        self.media_head = 0;
+        self.playing = false;
+        self.insert_left = 0;
+        self.drift.reset(self.latency_ns);
     }
 
     /// Chooses how missing audio is concealed. A change forgets the concealer's history (the
@@ -343,6 +414,7 @@ impl Playout {
     /// Changes the jitter buffer's own delay; takes effect from the next chunk.
     pub fn set_latency(&mut self, latency_ns: u64) {
         self.latency_ns = clamp_ns(latency_ns);
+        self.drift.set_latency(self.latency_ns);
     }
 
     /// Latency reported upstream of the jitter buffer; added to every deadline.
@@ -378,20 +450,27 @@ impl Playout {
     }
 
     /// Most audio held ahead of the play head before the oldest is skipped (ns):
-    /// `latency + max(latency, 100 ms)`.
+    /// `latency + max(latency, 100 ms)` (in adaptive mode with the top of the latency range
+    /// for `latency` if that is larger).
     pub fn max_queue_ns(&self) -> u64 {
-        max_queue_ns(self.latency_ns as u64)
+        max_queue_ns(self.drift.delay_bound_ns(self.latency_ns) as u64)
     }
 
     /// Running time (ns) at which the next chunk is due, once the stream started.
     pub fn next_deadline(&self) -> Option<u64> {
         let origin = self.timeline.origin()?;
         let t =
-            origin + self.upstream_ns + self.latency_ns + frames_to_ns(self.play_head(), self.rate);
+            origin + self.upstream_ns + self.latency_ns + frames_to_ns(self.out_head(), self.rate);
         Some(t.max(0) as u64)
     }
 
+    /// The next media frame to play or conceal (see `media_head`).
     fn play_head(&self) -> i64 {
+        self.media_head
+    }
+
+    /// The first output frame of the next chunk.
+    fn out_head(&self) -> i64 {
         chunk_start(self.chunk, self.rate)
     }
 
@@ -422,6 +501,12 @@ impl Playout {
             self.take_back_gap(early, head);
         }
         let id = self.timeline.next_id();
+        self.timeline.set_media_offset(self.media_offset());
+        if self.drift.mode() != DriftMode::Off {
+            // Judge arrivals at the sender's own rate (without compensation: as before it).
+            self.timeline
+                .set_sender_skew_ppm(self.drift.skew_ppm().unwrap_or(0.0));
+        }
         let (pos, missing, trim, outcome) = match self.timeline.place(arrival, frames, head) {
             Placement::Late => {
                 self.stats.late += 1;
@@ -432,6 +517,9 @@ impl Playout {
                 self.stats.resyncs += 1;
                 self.clear_queue(Bucket::Resync);
                 self.concealer.discontinuity();
+                // A new timeline: the drift loop's arrival line starts over.
+                self.drift.restart(self.latency_ns);
+                self.insert_left = 0;
                 (pos, 0, 0, PushOutcome::Resynced { pos })
             }
             Placement::Place { pos, missing, trim } => {
@@ -467,13 +555,10 @@ impl Playout {
             self.adjust_gap(arrival, frames);
         }
         if let Some(p) = self.queue.back() {
-            self.stats.last_wait_ns = Some(
-                self.timeline.origin().unwrap_or(arrival)
-                    + self.latency_ns
-                    + frames_to_ns(p.pos, self.rate)
-                    - arrival,
-            );
+            let origin = self.timeline.origin().unwrap_or(arrival);
+            self.stats.last_wait_ns = Some(self.wait_ns(origin, p.pos, arrival));
         }
+        self.drift.on_packet(arrival, pos);
         self.bound_queue(arrival, frames);
         outcome
     }
@@ -485,10 +570,23 @@ impl Playout {
     /// or the network's delay grew), it gets longer by the shortfall. Either way the delay comes
     /// back to `latency`.
     fn adjust_gap(&mut self, arrival: i64, frames: i64) {
-        let Some(gap) = self.open_gap.as_mut() else {
+        if self.open_gap.is_none() {
+            return;
+        }
+        // How much later (ns) than its slot the fastest recent datagram arrives, against the
+        // delay held: negative, it waits too long.
+        let lo = if self.drift.mode() == DriftMode::Off {
+            self.timeline.min_residual(arrival)
+        } else {
+            // The same delay the drift loop measures, so the two never pull apart.
+            let held = self.latency_ns as f64 + self.drift.target_above_latency_ns();
+            self.fastest_wait_ns(arrival)
+                .map(|w| held.round() as i64 - w)
+        };
+        let Some(lo) = lo else {
             return;
         };
-        let Some(lo) = self.timeline.min_residual(arrival) else {
+        let Some(gap) = self.open_gap.as_mut() else {
             return;
         };
         let dur = frames_to_ns(frames, self.rate).max(1);
@@ -635,12 +733,13 @@ impl Playout {
             return;
         };
         let origin = self.timeline.origin().unwrap_or(arrival);
-        let wait_end = origin + self.latency_ns + frames_to_ns(end, self.rate) - arrival;
+        let wait_end = self.wait_ns(origin, end, arrival);
         let dur = frames_to_ns(last_frames, self.rate);
         let chunk_ns = 10 * NS_PER_MS;
         if wait_end > self.max_queue_ns() as i64 + dur + chunk_ns {
             let skip = ns_to_frames(wait_end - self.latency_ns - dur, self.rate);
             self.timeline.shift(-skip);
+            self.drift.renumbered(-skip);
             for p in &mut self.queue {
                 p.pos -= skip;
             }
@@ -693,12 +792,103 @@ impl Playout {
 
     /// Produces the next 10 ms chunk into `out` (resized to the chunk), concealing what is
     /// missing. Call it when the clock reaches [`Playout::next_deadline`].
+    ///
+    /// The drift loop compares the delay the fastest recent datagrams get with the one held
+    /// (see [`DriftMode`]); until it corrects, the media is copied through unchanged
+    /// (bit-exact), afterwards it is resampled at the ratio it decides, so a chunk consumes
+    /// about `frames / ratio` media frames.
     pub fn pop(&mut self, out: &mut Vec<f32>) -> Chunk {
-        let ch = self.channels;
-        let head = self.play_head();
-        let frames = chunk_start(self.chunk + 1, self.rate) - head;
+        let out_head = self.out_head();
+        let frames = chunk_start(self.chunk + 1, self.rate) - out_head;
         out.clear();
-        out.resize(frames as usize * ch, 0.0);
+
+        let origin = self.timeline.origin().unwrap_or(0);
+        // Same time base as the arrivals: the deadline less the upstream latency.
+        let now = origin + self.latency_ns + frames_to_ns(out_head, self.rate);
+        let measured = self.fastest_wait_ns(now).map(|w| w as f64);
+        self.drift.set_playing(self.playing);
+        let d = self
+            .drift
+            .tick_measured(now, self.media_read_pos(), frames, measured);
+        let insert = self.drift.insert_due(&d);
+        if insert > 0 && self.playing {
+            self.shift_timeline(insert);
+        }
+        if self.drift.wants_resampler(&d, self.playing) {
+            let discard = self.drift.engage(self.media_head);
+            self.feed_resampler(discard);
+            self.drift.discard(discard);
+        }
+        let (real, audible) = if self.drift.resampling() {
+            self.drift.set_ratio(d.ratio);
+            let (real, audible) = self.feed_resampler(frames as usize);
+            let audible = self.drift.pull(frames as usize, out) || audible;
+            // `real` counts media frames fed; the chunk reports output frames (ratio = out /
+            // in), at most the chunk's own.
+            let real_out = ((real as f64 * d.ratio).round() as i64).clamp(0, frames);
+            (real_out, audible)
+        } else {
+            let r = self.produce(frames, out);
+            self.drift.remember(out);
+            r
+        };
+
+        let chunk = Chunk::at(origin, self.chunk, self.rate, real, audible);
+        self.chunk += 1;
+        self.stats.pushed += 1;
+        self.stats.played_frames += real as u64;
+        chunk
+    }
+
+    /// Moves the timeline `frames` later from the first datagram not yet started on (adaptive
+    /// mode raising the delay at once): the gap this opens before it is concealed like a loss
+    /// and merged into it, and counted as inserted, not as concealment. Waits for the next
+    /// chunk while a datagram is part played.
+    fn shift_timeline(&mut self, frames: i64) {
+        if self.queue.front().is_some_and(|p| p.started) {
+            return;
+        }
+        for p in &mut self.queue {
+            p.pos += frames;
+        }
+        if let Some(g) = self.open_gap.as_mut() {
+            g.before += frames;
+            g.start += frames;
+        }
+        self.timeline.shift(frames);
+        self.insert_left += frames as u64;
+        self.drift.shifted(frames);
+    }
+
+    /// Produces (or conceals) media into the resampler until it can produce `frames`.
+    /// Returns the real frames fed and whether anything audible was.
+    fn feed_resampler(&mut self, frames: usize) -> (i64, bool) {
+        let (mut real, mut audible) = (0, false);
+        let mut feed = std::mem::take(&mut self.feed);
+        loop {
+            let need = self.drift.input_needed(frames);
+            if need == 0 {
+                break;
+            }
+            feed.clear();
+            let (r, a) = self.produce(need as i64, &mut feed);
+            real += r;
+            audible |= a;
+            self.drift.push(&feed);
+        }
+        self.feed = feed;
+        (real, audible)
+    }
+
+    /// Appends the next `frames` media frames (from the media head) to `out`: queued audio,
+    /// concealment where it is missing. Returns the real frames and whether the rest was
+    /// audible.
+    fn produce(&mut self, frames: i64, out: &mut Vec<f32>) -> (i64, bool) {
+        let ch = self.channels;
+        let head = self.media_head;
+        let start = out.len();
+        out.resize(start + frames as usize * ch, 0.0);
+        let out = &mut out[start..];
 
         let mut i = 0;
         let mut real = 0;
@@ -727,6 +917,7 @@ impl Playout {
                     self.concealer.real(dst);
                     self.splice.record(dst);
                     self.last_real = true;
+                    self.playing = true;
                     let done = off + take == p.frames;
                     if let Some(p) = self.queue.front_mut() {
                         p.started = true;
@@ -741,11 +932,15 @@ impl Playout {
                     let until = next.map_or(frames, |p| (p.pos - head).min(frames));
                     let dst = &mut out[i as usize * ch..until as usize * ch];
                     self.concealer.conceal(dst);
+                    // What fills a gap opened to raise the delay is counted as inserted.
+                    let n = (until - i) as u64;
+                    let inserted = n.min(self.insert_left);
+                    self.insert_left -= inserted;
                     if dst.iter().all(|&x| x == 0.0) {
-                        self.stats.silent_frames += (until - i) as u64;
+                        self.stats.silent_frames += n - inserted;
                     } else {
                         audible = true;
-                        self.stats.concealed_frames += (until - i) as u64;
+                        self.stats.concealed_frames += n - inserted;
                     }
                     self.splice.record(dst);
                     self.last_real = false;
@@ -754,17 +949,8 @@ impl Playout {
             }
         }
 
-        let chunk = Chunk::at(
-            self.timeline.origin().unwrap_or(0),
-            self.chunk,
-            self.rate,
-            real,
-            audible,
-        );
-        self.chunk += 1;
-        self.stats.pushed += 1;
-        self.stats.played_frames += real as u64;
-        chunk
+        self.media_head += frames;
+        (real, audible)
     }
 }
 
@@ -777,6 +963,8 @@ fn clamp_ns(ns: u64) -> i64 {
     ns.min(i64::MAX as u64 / 4) as i64
 }
 
+#[cfg(test)]
+mod drift_tests;
 #[cfg(test)]
 mod limits_tests;
 
@@ -802,8 +990,11 @@ mod tests {
 
     /// Runs a stream of 10 ms datagrams at 8 kHz through the playout, popping at each deadline.
     /// `arrivals[i]` is the arrival of datagram `i` (or None when lost).
+    /// Plays `arrivals` (datagram `i` of a tone at its arrival, or lost) with drift
+    /// compensation off: these tests compare the output with the tone sample by sample.
     fn run(latency: u64, arrivals: &[Option<u64>]) -> (Vec<f32>, Vec<Chunk>, Playout) {
         let mut p = Playout::new(8000, 1, latency);
+        p.set_drift_mode(DriftMode::Off);
         let mut events: Vec<(u64, usize)> = arrivals
             .iter()
             .enumerate()
@@ -1081,7 +1272,19 @@ mod simulation {
     }
 
     pub(super) fn simulate(imp: Impairment, latency_ms: u64, seconds: u64) -> Outcome {
+        simulate_in(DriftMode::Off, imp, latency_ms, seconds)
+    }
+
+    /// The placement rule on its own: the output is compared datagram by datagram, so drift
+    /// compensation (resampling) is off unless `mode` says otherwise.
+    pub(super) fn simulate_in(
+        mode: DriftMode,
+        imp: Impairment,
+        latency_ms: u64,
+        seconds: u64,
+    ) -> Outcome {
         let mut p = Playout::new(8000, 1, latency_ms * MS);
+        p.set_drift_mode(mode);
         let mut sched = Schedule::new(imp, 10 * MS);
         let mut buf = Vec::new();
         let n = seconds * 100;
@@ -1233,7 +1436,7 @@ mod simulation {
     }
 
     /// Counts output samples that step further than a clean 440 Hz tone ever does.
-    fn clicks(imp: Impairment, latency_ms: u64, seconds: u64) -> (u64, Stats) {
+    fn clicks(mode: DriftMode, imp: Impairment, latency_ms: u64, seconds: u64) -> (u64, Stats) {
         let tone = |from: u64, n: usize| -> Vec<f32> {
             (0..n as u64)
                 // Exact phase (the sample index times 440/8000 cycles, modulo one cycle).
@@ -1245,6 +1448,7 @@ mod simulation {
         };
         let max_step = 0.5 * 2.0 * std::f32::consts::PI * 440.0 / 8000.0;
         let mut p = Playout::new(8000, 1, latency_ms * MS);
+        p.set_drift_mode(mode);
         let mut sched = Schedule::new(imp, 10 * MS);
         let mut buf = Vec::new();
         let mut prev = 0.0f32;
@@ -1287,7 +1491,7 @@ mod simulation {
                 skew_ppm: 0.0,
                 seed: 5,
             };
-            let (clicks, s) = clicks(imp, latency_ms, 600);
+            let (clicks, s) = clicks(DriftMode::Off, imp, latency_ms, 600);
             eprintln!(
                 "{loss} loss, {jitter_ms} ms jitter, latency {latency_ms}: {clicks} click samples, \
                  {} splices cross-faded",

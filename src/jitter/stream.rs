@@ -43,26 +43,19 @@ impl Stream {
         }
     }
 
-    /// Drift loop state (None for raw input, which has no drift compensation yet).
+    /// Drift loop state.
     pub fn drift_stats(&self) -> Option<DriftStats> {
-        match self {
-            Stream::Raw(_) => None,
-            Stream::Rtp(p) => Some(p.drift_stats()),
-        }
+        Some(both!(self, p => p.drift_stats()))
     }
 
-    /// Sets the drift compensation (RTP input; raw input ignores it for now).
+    /// Sets the drift compensation.
     pub fn set_drift_mode(&mut self, mode: DriftMode) {
-        if let Stream::Rtp(p) = self {
-            p.set_drift_mode(mode);
-        }
+        both!(self, p => p.set_drift_mode(mode))
     }
 
     /// Adaptive mode's range of the target delay (ns), from the next stream or resync.
     pub fn set_latency_range(&mut self, min_ns: u64, max_ns: u64) {
-        if let Stream::Rtp(p) = self {
-            p.set_latency_range(min_ns, max_ns);
-        }
+        both!(self, p => p.set_latency_range(min_ns, max_ns))
     }
 
     pub fn reset(&mut self) {

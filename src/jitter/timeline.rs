@@ -85,6 +85,14 @@ pub struct Timeline {
     late_run: u32,
     next_id: u64,
     scratch: Vec<i64>,
+    /// Media frames the playout has consumed beyond the output frames (drift compensation
+    /// resampling): position `p` plays at `origin + delay + (p - media_offset) / rate`.
+    media_offset: i64,
+    /// How much longer (ns, negative: shorter) than nominal a frame of the sender's clock
+    /// lasts, as the drift loop estimates it: residuals are projected to the newest position
+    /// at the sender's own rate, so that a sender whose clock is off does not widen the span
+    /// by its drift across the window (2.5 % is 50 ms in 2 s, which would hide every loss).
+    frame_excess_ns: f64,
 }
 
 impl Timeline {
@@ -98,6 +106,8 @@ impl Timeline {
             late_run: 0,
             next_id: 0,
             scratch: Vec::with_capacity(WINDOW_MAX),
+            media_offset: 0,
+            frame_excess_ns: 0.0,
         }
     }
 
@@ -120,9 +130,40 @@ impl Timeline {
         self.next_id
     }
 
+    /// Tells the sender's clock against the nominal rate (ppm, positive: fast), as far as it
+    /// is known; 0 keeps the nominal rate.
+    pub fn set_sender_skew_ppm(&mut self, ppm: f64) {
+        let nominal = 1e9 / f64::from(self.rate);
+        self.frame_excess_ns = nominal / (1.0 + ppm.clamp(-50_000.0, 50_000.0) * 1e-6) - nominal;
+    }
+
+    /// Residual against `anchor`, projected to the newest position at the sender's rate.
+    fn projected(&self, anchor: i64, arrival: i64, pos: i64) -> i64 {
+        let correction = ((self.next_pos - pos) as f64 * self.frame_excess_ns) as i64;
+        arrival - anchor - frames_to_ns(pos, self.rate) + correction
+    }
+
+    /// Tells how many media frames the playout has consumed beyond the output frames (drift
+    /// compensation): a resync then anchors where the output timeline really is.
+    pub fn set_media_offset(&mut self, frames: i64) {
+        self.media_offset = frames;
+    }
+
+    /// The earliest time, among the datagrams of the last 2 s before `now`, that position 0
+    /// would have arrived on their path: `min(arrival - pos / rate)`. The fastest of them waits
+    /// `origin + delay + (pos - media_offset) / rate - arrival`, i.e.
+    /// `origin + delay - media_offset / rate - earliest_start`.
+    pub fn earliest_start(&mut self, now: i64) -> Option<i64> {
+        let anchor = self.anchor?;
+        self.span(now).map(|(lo, _)| anchor + lo)
+    }
+
     /// Residual of a datagram arriving at `arrival` if it were at `pos`.
     pub fn residual(&self, arrival: i64, pos: i64) -> i64 {
-        arrival - self.anchor.unwrap_or(arrival) - frames_to_ns(pos, self.rate)
+        match self.anchor {
+            Some(anchor) => self.projected(anchor, arrival, pos),
+            None => -frames_to_ns(pos, self.rate),
+        }
     }
 
     fn tolerance(&self, frames: i64) -> i64 {
@@ -141,7 +182,7 @@ impl Timeline {
             .window
             .iter()
             .filter(|e| e.id < limit)
-            .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate))
+            .map(|e| self.projected(anchor, e.arrival, e.pos))
             .min()
         else {
             return 0;
@@ -230,7 +271,7 @@ impl Timeline {
     /// one did (never behind the play head); the residuals are re-anchored on it.
     fn anchor_full_delay(&mut self, arrival: i64, play_head: i64) -> i64 {
         let origin = self.origin.unwrap_or(arrival);
-        let pos = ns_to_frames(arrival - origin, self.rate).max(play_head);
+        let pos = (ns_to_frames(arrival - origin, self.rate) + self.media_offset).max(play_head);
         self.anchor = Some(arrival - frames_to_ns(pos, self.rate));
         pos
     }
@@ -323,12 +364,14 @@ impl Timeline {
             self.window.pop_front();
         }
         let anchor = self.anchor?;
-        self.scratch.clear();
-        self.scratch.extend(
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(
             self.window
                 .iter()
-                .map(|e| e.arrival - anchor - frames_to_ns(e.pos, self.rate)),
+                .map(|e| self.projected(anchor, e.arrival, e.pos)),
         );
+        self.scratch = scratch;
         if self.scratch.is_empty() {
             return None;
         }

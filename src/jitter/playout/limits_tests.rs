@@ -53,6 +53,8 @@ fn random_traffic(seed: u64, steps: usize) -> Ledger {
     let mut rng = Rng::new(seed);
     let ch = 2;
     let mut p = Playout::new(8000, ch, 40 * MS);
+    // Every mode: the ledger must reconcile whatever the drift compensation does.
+    p.set_drift_mode([DriftMode::Off, DriftMode::Fixed, DriftMode::Adaptive][seed as usize % 3]);
     let mut buf = Vec::new();
     let mut t = 0u64;
     let mut frames = 80usize;
