@@ -423,18 +423,19 @@ impl ObjectImpl for PlcJitterBuffer {
                          queued-ms, overflow-dropped, resyncs, invalid (not whole frames, or \
                          payloads the codec refuses), gaps-moved (losses hidden by jitter, \
                          moved to where arrival times put them), splices-smoothed (datagram \
-                         boundaries cross-faded because the waveform jumped). RTP input adds: \
-                         duplicates, reordered, fec-recovered (lost packets rebuilt from the \
-                         next one's Opus in-band FEC), dred-recovered, plc-ms (Opus PLC), \
-                         dtx-ms (sender pauses, not loss), misfits (packets that fit neither \
-                         the stream nor a restart), ssrc-changes, jitter-ms (RFC 3550), ssrc, \
-                         payload-type, drift-ppm (estimated sender clock skew, positive: fast), \
-                         drift-ratio (resampling ratio, 1 while bypassed), target-delay-ms and \
+                         boundaries cross-faded because the waveform jumped), drift-ppm \
+                         (estimated sender clock skew, positive: fast), drift-ratio \
+                         (resampling ratio, 1 while bypassed), target-delay-ms and \
                          measured-delay-ms (the drift loop's: how long after the fastest-path \
                          arrival the audio now playing plays), stretch-inserted-ms and \
                          stretch-removed-ms (output time added to or taken from the media by \
                          resampling, and concealment inserted to raise the delay in adaptive \
-                         mode), malformed (all refused headers) and one malformed-<reason> \
+                         mode). RTP input adds: duplicates, reordered, fec-recovered (lost \
+                         packets rebuilt from the next one's Opus in-band FEC), dred-recovered, \
+                         plc-ms (Opus PLC), dtx-ms (sender pauses, not loss), misfits (packets \
+                         that fit neither the stream nor a restart), ssrc-changes, jitter-ms \
+                         (RFC 3550), ssrc, payload-type, malformed (all refused headers) and \
+                         one malformed-<reason> \
                          count per reason (too-short, bad-version, csrc-overrun, \
                          extension-overrun, bad-padding, rtcp, empty-payload, payload-type). \
                          Memory: queued-packets, queued-bytes (held now, see max-packets and \
