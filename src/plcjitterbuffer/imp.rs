@@ -350,8 +350,9 @@ impl ObjectImpl for PlcJitterBuffer {
                          grows and falling within seconds by resampling up to 1 % faster when \
                          it shrinks, the drift compensated the same way (latency then is only \
                          the delay the stream starts with and the latency reported \
-                         downstream); off consumes media at the nominal rate, so the queue \
-                         drifts until a resync (for comparison). Changeable in READY and below.",
+                         downstream; raw input, which has no timestamps, plays adaptive as \
+                         fixed); off consumes media at the nominal rate, so the queue drifts \
+                         until a resync (for comparison). Changeable in READY and below.",
                     )
                     .mutable_ready()
                     .build(),
