@@ -889,10 +889,18 @@ fn plays_through_autoaudiosink_into_pulseaudio() {
         (rec_delta / pushed_delta - 1.0).abs() <= 0.01,
         "recorded {rec_delta} samples while {pushed_delta} were pushed"
     );
-    // Everything sent was played, or concealed: the stream since the first datagram.
+    // Everything sent was played, or concealed: the stream since the first datagram. (If the
+    // drift compensation took the resampler into the path, which a loaded machine's timing
+    // can make it do, the output time of the received audio differs from its media time by
+    // what it stretched, and the count is rounded per buffer where the resampler took over
+    // and at the end: 10 ms of slack.)
+    let resampled = stat_f64(&s, "drift-ratio") != 1.0;
+    let slack = stat(&s, "stretch-inserted-ms")
+        + stat(&s, "stretch-removed-ms")
+        + if resampled { 10 } else { 0 };
     assert!(
-        stat(&s, "played-ms") + stat(&s, "concealed-ms") <= pushed_ms
-            && stat(&s, "played-ms") == delivered.len() as u64 * 10,
+        stat(&s, "played-ms") + stat(&s, "concealed-ms") <= pushed_ms + slack
+            && stat(&s, "played-ms").abs_diff(delivered.len() as u64 * 10) <= slack,
         "{s}"
     );
     assert_eq!(stat(&s, "received"), delivered.len() as u64);

@@ -36,6 +36,8 @@ enum Baseline {
 pub struct DriftLoop {
     baseline: Baseline,
     ctl: RateController,
+    /// The skew estimate is handed to the controller as a hint only beyond this (ppm).
+    min_hint_ppm: f64,
 }
 
 impl DriftLoop {
@@ -57,7 +59,16 @@ impl DriftLoop {
         Self {
             baseline,
             ctl: RateController::new(controller),
+            min_hint_ppm: 0.0,
         }
+    }
+
+    /// Hands the skew estimate to the controller as a pull-in hint only when it is at least
+    /// `ppm` from 0 (default 0: always). For a caller whose media positions may step (raw
+    /// datagrams placed by inference), whose line is trusted only for skews too large for the
+    /// controller to learn in time from the delay error alone.
+    pub fn set_min_hint_ppm(&mut self, ppm: f64) {
+        self.min_hint_ppm = ppm;
     }
 
     /// A packet arrived (arrival order): its arrival time and the unwrapped media position of
@@ -111,7 +122,9 @@ impl DriftLoop {
 
     fn decide(&mut self, now_ns: u64, measured: Option<f64>, target: f64) -> TickDecision {
         let skew = self.skew();
-        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm()) {
+        if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm())
+            && ppm.abs() >= self.min_hint_ppm
+        {
             self.ctl.set_skew_hint(ppm, se);
         }
         let measured = measured.unwrap_or(target);

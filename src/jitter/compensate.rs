@@ -122,6 +122,9 @@ pub(crate) struct Compensator {
     /// Fixed mode engages the resampler only for a delay error, not for a ratio the early skew
     /// estimate suggests (see [`Compensator::engage_on_delay_only`]).
     delay_only: bool,
+    /// The skew estimate steers the controller only beyond this (ppm; see
+    /// [`Compensator::trust_skew_above`]).
+    min_hint_ppm: f64,
 }
 
 impl fmt::Debug for Compensator {
@@ -175,6 +178,7 @@ impl Compensator {
             removed: 0.0,
             playing: true,
             delay_only: false,
+            min_hint_ppm: 0.0,
         };
         me.restart(latency_ns);
         me
@@ -234,6 +238,15 @@ impl Compensator {
             }
         };
         self.lp = DriftLoop::new(self.rate, target, ControllerConfig::default());
+        self.lp.set_min_hint_ppm(self.min_hint_ppm);
+    }
+
+    /// Lets the skew estimate steer the controller's pull-in only when it says the sender is
+    /// at least `ppm` off (see [`DriftLoop::set_min_hint_ppm`]); below that the controller
+    /// learns the skew from the delay error alone.
+    pub(crate) fn trust_skew_above(&mut self, ppm: f64) {
+        self.min_hint_ppm = ppm;
+        self.lp.set_min_hint_ppm(ppm);
     }
 
     /// Forgets the stream.
@@ -511,6 +524,21 @@ impl Compensator {
         self.lp.skew().skew_ppm()
     }
 
+    /// The skew the stats report: the line's estimate; where that is not trusted (see
+    /// [`Compensator::trust_skew_above`]) and the resampler is in the path, the rate the loop
+    /// actually consumes at, which equals the sender's once the delay holds.
+    fn reported_skew_ppm(&self) -> Option<f64> {
+        let line = self.lp.skew().skew_ppm();
+        match line {
+            Some(l)
+                if self.min_hint_ppm > 0.0 && l.abs() < self.min_hint_ppm && self.rs.is_some() =>
+            {
+                Some(self.lp.controller().correction_ppm())
+            }
+            _ => line,
+        }
+    }
+
     /// The loop's estimate and decision at the last chunk; `latency_ns` stands in before it.
     pub(crate) fn stats(&self, latency_ns: i64) -> DriftStats {
         let (measured, target) = match self.last {
@@ -518,7 +546,7 @@ impl Compensator {
             None => (latency_ns as f64, latency_ns as f64),
         };
         DriftStats {
-            skew_ppm: self.lp.skew().skew_ppm(),
+            skew_ppm: self.reported_skew_ppm(),
             ratio: self
                 .last
                 .map_or(1.0, |t| if self.rs.is_some() { t.ratio } else { 1.0 }),
