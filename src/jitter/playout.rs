@@ -1153,6 +1153,23 @@ mod tests {
     }
 
     #[test]
+    fn after_an_outage_longer_than_the_window_the_stream_resumes_in_its_slot() {
+        // 1 s of audio, nothing for 3 s (longer than the placement's 2 s window of arrivals),
+        // then 1 s more, on time. The first datagram after the outage is placed by its arrival
+        // as after a loss: no datagram is late, nothing resyncs, and the audio plays in its
+        // own slot again after the merge. (Taken to follow the audio before the outage, whose
+        // slots had long played, the first two were dropped as late and the third resynced.)
+        let arrivals: Vec<_> = (0..500)
+            .map(|i| (!(100..400).contains(&i)).then_some(i * 10 * MS))
+            .collect();
+        let (out, _, p) = run(40 * MS, &arrivals);
+        let s = p.stats();
+        assert_eq!((s.late, s.resyncs, s.lost), (0, 0, 300), "{s:?}");
+        assert_same(&out[..8000], &tone(0, 8000)[..]);
+        assert_same(&out[402 * 80..500 * 80], &tone(402 * 80, 98 * 80)[..]);
+    }
+
+    #[test]
     fn lost_datagram_is_concealed_in_its_slot() {
         let arrivals: Vec<_> = (0..50).map(|i| (i != 20).then_some(i * 10 * MS)).collect();
         let (out, _, p) = run(40 * MS, &arrivals);

@@ -93,6 +93,10 @@ pub struct Timeline {
     /// at the sender's own rate, so that a sender whose clock is off does not widen the span
     /// by its drift across the window (2.5 % is 50 ms in 2 s, which would hide every loss).
     frame_excess_ns: f64,
+    /// The residual span of the last window that held any datagram: after an outage longer
+    /// than the window, the first datagram is placed by its arrival against it (as after a
+    /// loss), not taken to follow the audio before the outage (whose slots have played).
+    last_span: Option<(i64, i64)>,
 }
 
 impl Timeline {
@@ -108,6 +112,7 @@ impl Timeline {
             scratch: Vec::with_capacity(WINDOW_MAX),
             media_offset: 0,
             frame_excess_ns: 0.0,
+            last_span: None,
         }
     }
 
@@ -218,7 +223,7 @@ impl Timeline {
         let dur = frames_to_ns(frames, self.rate).max(1);
         let rc = arrival - anchor - frames_to_ns(c, self.rate);
         let mut k = 0;
-        if let Some((_, hi)) = self.span(arrival) {
+        if let Some((_, hi)) = self.span(arrival).or(self.last_span) {
             let excess = rc - hi - self.tolerance(frames);
             if excess > 0 {
                 k = (excess + dur - 1) / dur;
@@ -261,6 +266,7 @@ impl Timeline {
         // timeline and its PTS continuous; residuals restart from zero.
         let pos = self.anchor_full_delay(arrival, play_head);
         self.window.clear();
+        self.last_span = None;
         self.late_run = 0;
         self.next_pos = pos + frames;
         self.remember(arrival, pos);
@@ -319,6 +325,8 @@ impl Timeline {
         for e in &mut self.window {
             e.pos -= frames;
         }
+        let d = frames_to_ns(frames, self.rate);
+        self.last_span = self.last_span.map(|(lo, hi)| (lo + d, hi + d));
     }
 
     /// Moves the remembered positions of the placements with ids in `ids` by `delta` frames
@@ -378,6 +386,7 @@ impl Timeline {
         let lo = *self.scratch.iter().min().expect("not empty");
         let k = ((self.scratch.len() - 1) * SPAN_QUANTILE_PERCENT).div_ceil(100);
         let (_, hi, _) = self.scratch.select_nth_unstable(k);
+        self.last_span = Some((lo, *hi));
         Some((lo, *hi))
     }
 }
