@@ -334,7 +334,6 @@ impl Stream {
 struct Report {
     name: &'static str,
     skew_ppm: f64,
-    raw: bool,
     samples_after: usize,
     /// How much later than the fastest path the first packet came (what the target holds on
     /// top of the latency).
@@ -422,7 +421,6 @@ impl Report {
         Report {
             name: st.name,
             skew_ppm: st.skew_ppm,
-            raw: st.raw,
             samples_after: after.len(),
             first_delay_ms: (st.deliveries[0].arrive_ns - st.deliveries[0].sent_ns) as f64 / 1e6,
             target_ms: last.target_ms,

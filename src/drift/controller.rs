@@ -415,6 +415,13 @@ impl RateController {
         self.correction * 1e6
     }
 
+    /// The integral part of the correction in ppm: the rate difference the loop has learned,
+    /// without what it adds for the delay error of the moment (the sender's skew, once the
+    /// delay holds).
+    pub fn integral_ppm(&self) -> f64 {
+        self.integral * 1e6
+    }
+
     /// True once the delay error has stayed small and the narrow gear is in use.
     pub fn is_locked(&self) -> bool {
         self.locked

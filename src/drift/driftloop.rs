@@ -64,9 +64,10 @@ impl DriftLoop {
     }
 
     /// Hands the skew estimate to the controller as a pull-in hint only when it is at least
-    /// `ppm` from 0 (default 0: always). For a caller whose media positions may step (raw
-    /// datagrams placed by inference), whose line is trusted only for skews too large for the
-    /// controller to learn in time from the delay error alone.
+    /// `ppm` from 0 and its standard error at most a tenth of it (default 0: always). For a
+    /// caller whose media positions may step (raw datagrams placed by inference), whose line
+    /// is trusted only for skews too large for the controller to learn in time from the delay
+    /// error alone (and not the noisy first second of a jittery stream: 7000 ppm measured).
     pub fn set_min_hint_ppm(&mut self, ppm: f64) {
         self.min_hint_ppm = ppm;
     }
@@ -123,7 +124,7 @@ impl DriftLoop {
     fn decide(&mut self, now_ns: u64, measured: Option<f64>, target: f64) -> TickDecision {
         let skew = self.skew();
         if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm())
-            && ppm.abs() >= self.min_hint_ppm
+            && (self.min_hint_ppm == 0.0 || trusted(ppm, se, self.min_hint_ppm))
         {
             self.ctl.set_skew_hint(ppm, se);
         }
@@ -133,6 +134,13 @@ impl DriftLoop {
             measured_delay_ns: measured,
             target_delay_ns: target,
         }
+    }
+
+    /// The skew estimate if it is trusted beyond `min_ppm` (see [`DriftLoop::set_min_hint_ppm`]).
+    pub fn trusted_skew_ppm(&self, min_ppm: f64) -> Option<f64> {
+        let skew = self.skew();
+        let (ppm, se) = (skew.skew_ppm()?, skew.skew_stderr_ppm()?);
+        trusted(ppm, se, min_ppm).then_some(ppm)
     }
 
     /// The baseline (expected arrival) and skew estimate, for stats.
@@ -146,6 +154,11 @@ impl DriftLoop {
     pub fn controller(&self) -> &RateController {
         &self.ctl
     }
+}
+
+/// A skew estimate far enough from 0 and precise enough to act on.
+fn trusted(ppm: f64, stderr_ppm: f64, min_ppm: f64) -> bool {
+    ppm.abs() >= min_ppm && stderr_ppm <= ppm.abs() / 10.0
 }
 
 #[cfg(test)]

@@ -519,23 +519,24 @@ impl Compensator {
         }
     }
 
-    /// The sender's clock against the nominal rate (ppm, positive: fast), once estimated.
-    pub(crate) fn skew_ppm(&self) -> Option<f64> {
-        self.lp.skew().skew_ppm()
-    }
-
     /// The skew the stats report: the line's estimate; where that is not trusted (see
-    /// [`Compensator::trust_skew_above`]) and the resampler is in the path, the rate the loop
-    /// actually consumes at, which equals the sender's once the delay holds.
+    /// [`Compensator::trust_skew_above`]) and the resampler is in the path, the rate difference
+    /// the loop has learned (its integral), which is the sender's once the delay holds.
     fn reported_skew_ppm(&self) -> Option<f64> {
         let line = self.lp.skew().skew_ppm();
-        match line {
-            Some(l)
-                if self.min_hint_ppm > 0.0 && l.abs() < self.min_hint_ppm && self.rs.is_some() =>
-            {
-                Some(self.lp.controller().correction_ppm())
-            }
-            _ => line,
+        if self.min_hint_ppm > 0.0 && self.trusted_skew_ppm().is_none() && self.rs.is_some() {
+            return Some(self.lp.controller().integral_ppm());
+        }
+        line
+    }
+
+    /// The skew estimate where it may steer (always, unless
+    /// [`Compensator::trust_skew_above`] says otherwise).
+    pub(crate) fn trusted_skew_ppm(&self) -> Option<f64> {
+        if self.min_hint_ppm > 0.0 {
+            self.lp.trusted_skew_ppm(self.min_hint_ppm)
+        } else {
+            self.lp.skew().skew_ppm()
         }
     }
 

@@ -526,11 +526,7 @@ impl Playout {
         if self.drift.mode() != DriftMode::Off {
             // Judge arrivals at the sender's own rate when it is far off (without compensation:
             // as before it).
-            let skew = self
-                .drift
-                .skew_ppm()
-                .filter(|s| s.abs() >= TRUST_SKEW_PPM)
-                .unwrap_or(0.0);
+            let skew = self.drift.trusted_skew_ppm().unwrap_or(0.0);
             self.timeline.set_sender_skew_ppm(skew);
         }
         let (pos, missing, trim, outcome) = match self.timeline.place(arrival, frames, head) {

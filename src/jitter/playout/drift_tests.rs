@@ -337,7 +337,7 @@ fn run_trace(
                     assert_eq!(c.pts, pts, "contiguous");
                 }
                 next_pts = Some(c.pts + c.duration);
-                if c.offset % 8000 == 0 {
+                if c.offset.is_multiple_of(8000) {
                     let d = p.drift_stats();
                     trace.push((
                         dl as f64 / 1e9,
@@ -351,14 +351,6 @@ fn run_trace(
     }
     assert_eq!(p.ledger().unaccounted(), 0);
     (trace, p.stats().clone(), p.drift_stats())
-}
-
-fn at(trace: &[(f64, f64, f64)], t: f64) -> (f64, f64) {
-    let i = trace
-        .iter()
-        .position(|x| x.0 >= t)
-        .unwrap_or(trace.len() - 1);
-    (trace[i].1, trace[i].2)
 }
 
 #[test]
