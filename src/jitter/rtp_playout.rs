@@ -950,6 +950,13 @@ impl RtpPlayout {
     /// delay at once): the gap this opens before it is concealed like a loss and merged into
     /// it, and counted as inserted, not as concealment.
     fn shift_timeline(&mut self, frames: i64) {
+        // Never past the delay bound: queued audio must still play within `max_queue_ns` (the
+        // packets were accepted within it; moving them later could push the newest beyond).
+        let room = ns_to_frames(self.max_queue_ns() as i64, self.rate) - self.queued_frames();
+        let frames = frames.min(room);
+        if frames <= 0 {
+            return;
+        }
         self.anchor_pos += frames;
         for p in self.store.values_mut() {
             p.pos += frames;
