@@ -40,8 +40,14 @@ fn random_scripts_keep_every_invariant() {
     for k in 0..n {
         let v = script(k);
         for (name, target) in [
-            ("raw_playout", gstnetaudio::fuzzing::raw_playout as fn(&[u8])),
-            ("rtp_playout", gstnetaudio::fuzzing::rtp_playout as fn(&[u8])),
+            (
+                "raw_playout",
+                gstnetaudio::fuzzing::raw_playout as fn(&[u8]),
+            ),
+            (
+                "rtp_playout",
+                gstnetaudio::fuzzing::rtp_playout as fn(&[u8]),
+            ),
         ] {
             if std::panic::catch_unwind(|| target(&v)).is_err() {
                 panic!("{name} failed on script {k} ({} bytes)", v.len());
