@@ -30,7 +30,11 @@ SKIP=(
   without_compensation_the_queue_drifts          # drift: 2 min until the resync
   jitter::playout::simulation::                  # placement: 10 min simulations
   all_rates_and_channel_counts_work              # conceal: every rate x channel count, long signals
+  jitter::playout::drift_tests::                 # raw drift: 1-60 min simulations
+  raw_input_                                     # tests/drift.rs: 5-10 min of raw input
 )
+# tests/fuzz_random.rs: 100 of its 3000 random scripts (the same code paths, 30x fewer).
+export FUZZ_RANDOM_SCRIPTS=${FUZZ_RANDOM_SCRIPTS:-100}
 
 echo "== building the tests"
 mapfile -t BINARIES < <(cargo test --locked --no-run --message-format=json 2>/dev/null \
