@@ -332,11 +332,12 @@ impl Compensator {
     /// [`Compensator::tick`] for a playout that measures the delay itself (raw datagrams:
     /// their placement on the timeline defines it): `first_frame_delay_ns` is how long after
     /// the fastest path's arrival the chunk's first frame plays (`None` when nothing recent to
-    /// tell). Fixed mode holds it where the stream started, as [`Compensator::tick`] does:
-    /// the latency plus the lateness the first datagram turns out to have once received audio
-    /// plays (at most the latency); adaptive mode holds the delay of the newest frame the
-    /// chunk needs at the target. The playout aims its own delay control at the same value
-    /// ([`Compensator::target_above_latency_ns`]), so the two never pull apart.
+    /// tell). It is held where the stream started, as [`Compensator::tick`] does in fixed
+    /// mode: the latency plus the lateness the first datagram turns out to have once received
+    /// audio plays (at most the latency). The playout aims its own delay control at the same
+    /// value ([`Compensator::excess_ns`]), so the two never pull apart. (No adaptive mode: its
+    /// target is a quantile of lateness against timestamps, which such a playout lacks; it
+    /// plays adaptive as fixed.)
     pub(crate) fn tick_measured(
         &mut self,
         now_ns: i64,
@@ -345,20 +346,18 @@ impl Compensator {
         first_frame_delay_ns: Option<f64>,
     ) -> TickDecision {
         self.count_stretch(read_pos, frames);
-        let measured = if self.mode == DriftMode::Adaptive {
-            first_frame_delay_ns.map(|d| d - self.offset_ns as f64)
-        } else {
-            if self.playing
-                && self.excess_ns.is_none()
-                && let Some(delay) = first_frame_delay_ns
-            {
-                let latency = self.latency_ns as f64;
-                self.excess_ns = Some((delay - latency).clamp(0.0, latency));
-                self.lp.set_fixed_latency(self.target_ns());
-            }
-            first_frame_delay_ns
-        };
-        let d = self.lp.on_tick_measured(now_ns.max(0) as u64, measured);
+        debug_assert_ne!(self.mode, DriftMode::Adaptive, "plays adaptive as fixed");
+        if self.playing
+            && self.excess_ns.is_none()
+            && let Some(delay) = first_frame_delay_ns
+        {
+            let latency = self.latency_ns as f64;
+            self.excess_ns = Some((delay - latency).clamp(0.0, latency));
+            self.lp.set_fixed_latency(self.target_ns());
+        }
+        let d = self
+            .lp
+            .on_tick_measured(now_ns.max(0) as u64, first_frame_delay_ns);
         self.last = Some(d);
         d
     }
@@ -384,19 +383,11 @@ impl Compensator {
         self.shift += frames;
     }
 
-    /// How far (ns) above the latency the delay of a chunk's first frame is held (see
-    /// [`Compensator::tick_measured`]): the first datagram's lateness in fixed mode; in
-    /// adaptive mode the target plus the
-    /// chunk and the look-ahead, less the latency. A playout that places packets itself aims
-    /// its own delay control at it.
-    pub(crate) fn target_above_latency_ns(&self) -> f64 {
-        match (self.mode, self.last) {
-            (DriftMode::Adaptive, Some(d)) => {
-                d.target_delay_ns + self.offset_ns as f64 - self.latency_ns as f64
-            }
-            (DriftMode::Adaptive, None) => 0.0,
-            _ => self.excess_ns.unwrap_or(0.0),
-        }
+    /// How far (ns) above the latency fixed mode holds the delay of a chunk's first frame:
+    /// the first packet's lateness, once measured (see [`Compensator::tick_measured`]). A
+    /// playout that places packets itself aims its own delay control at it.
+    pub(crate) fn excess_ns(&self) -> f64 {
+        self.excess_ns.unwrap_or(0.0)
     }
 
     /// Fixed mode: take the resampler into the path only once the delay is off the target,

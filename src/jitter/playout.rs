@@ -214,8 +214,6 @@ pub struct Playout {
     drift: Compensator,
     /// Scratch for what is fed to the resampler.
     feed: Vec<f32>,
-    /// Frames of the gap opened by [`Playout::shift_timeline`] not yet filled.
-    insert_left: u64,
     /// Scratch for the queued audio after a hole (two-sided concealment).
     future: Vec<f32>,
 }
@@ -249,7 +247,6 @@ impl Playout {
                 c
             },
             feed: Vec::new(),
-            insert_left: 0,
             future: Vec::new(),
         }
     }
@@ -422,7 +419,6 @@ impl Playout {
         self.last_real = false;
         self.media_head = 0;
         self.playing = false;
-        self.insert_left = 0;
         self.drift.reset(self.latency_ns);
     }
 
@@ -471,10 +467,9 @@ impl Playout {
     }
 
     /// Most audio held ahead of the play head before the oldest is skipped (ns):
-    /// `latency + max(latency, 100 ms)` (in adaptive mode with the top of the latency range
-    /// for `latency` if that is larger).
+    /// `latency + max(latency, 100 ms)`.
     pub fn max_queue_ns(&self) -> u64 {
-        max_queue_ns(self.drift.delay_bound_ns(self.latency_ns) as u64)
+        max_queue_ns(self.latency_ns as u64)
     }
 
     /// Running time (ns) at which the next chunk is due, once the stream started.
@@ -541,7 +536,6 @@ impl Playout {
                 self.concealer.discontinuity();
                 // A new timeline: the drift loop's arrival line starts over.
                 self.drift.restart(self.latency_ns);
-                self.insert_left = 0;
                 (pos, 0, 0, PushOutcome::Resynced { pos })
             }
             Placement::Place { pos, missing, trim } => {
@@ -601,7 +595,7 @@ impl Playout {
             self.timeline.min_residual(arrival)
         } else {
             // The same delay the drift loop measures, so the two never pull apart.
-            let held = self.latency_ns as f64 + self.drift.target_above_latency_ns();
+            let held = self.latency_ns as f64 + self.drift.excess_ns();
             self.fastest_wait_ns(arrival)
                 .map(|w| held.round() as i64 - w)
         };
@@ -832,10 +826,6 @@ impl Playout {
         let d = self
             .drift
             .tick_measured(now, self.media_read_pos(), frames, measured);
-        let insert = self.drift.insert_due(&d);
-        if insert > 0 && self.playing {
-            self.shift_timeline(insert);
-        }
         if self.drift.wants_resampler(&d, self.playing) {
             let discard = self.drift.engage(self.media_head);
             self.feed_resampler(discard);
@@ -860,26 +850,6 @@ impl Playout {
         self.stats.pushed += 1;
         self.stats.played_frames += real as u64;
         chunk
-    }
-
-    /// Moves the timeline `frames` later from the first datagram not yet started on (adaptive
-    /// mode raising the delay at once): the gap this opens before it is concealed like a loss
-    /// and merged into it, and counted as inserted, not as concealment. Waits for the next
-    /// chunk while a datagram is part played.
-    fn shift_timeline(&mut self, frames: i64) {
-        if self.queue.front().is_some_and(|p| p.started) {
-            return;
-        }
-        for p in &mut self.queue {
-            p.pos += frames;
-        }
-        if let Some(g) = self.open_gap.as_mut() {
-            g.before += frames;
-            g.start += frames;
-        }
-        self.timeline.shift(frames);
-        self.insert_left += frames as u64;
-        self.drift.shifted(frames);
     }
 
     /// Produces (or conceals) media into the resampler until it can produce `frames`.
@@ -986,15 +956,11 @@ impl Playout {
                     }
                     let dst = &mut out[i as usize * ch..until as usize * ch];
                     self.concealer.conceal(dst);
-                    // What fills a gap opened to raise the delay is counted as inserted.
-                    let n = (until - i) as u64;
-                    let inserted = n.min(self.insert_left);
-                    self.insert_left -= inserted;
                     if dst.iter().all(|&x| x == 0.0) {
-                        self.stats.silent_frames += n - inserted;
+                        self.stats.silent_frames += (until - i) as u64;
                     } else {
                         audible = true;
-                        self.stats.concealed_frames += n - inserted;
+                        self.stats.concealed_frames += (until - i) as u64;
                     }
                     self.splice.record(dst);
                     self.last_real = false;
