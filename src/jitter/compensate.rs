@@ -6,7 +6,8 @@
 //! The playout owns a [`Compensator`] and drives it step by step (the playout produces the
 //! media, the compensator never calls back):
 //! 1. every accepted packet: [`Compensator::on_packet`] with its arrival and media position;
-//! 2. every chunk: [`Compensator::tick`], then, if [`Compensator::wants_resampler`],
+//! 2. every chunk: [`Compensator::tick`] (or [`Compensator::tick_measured`], for a playout
+//!    that measures the delay itself), then, if [`Compensator::wants_resampler`],
 //!    [`Compensator::engage`] (feeding and [`Compensator::discard`]ing what it asks for);
 //!    while engaged, [`Compensator::set_ratio`], feed [`Compensator::input_needed`] frames and
 //!    [`Compensator::pull`] the chunk; while bypassed, produce the chunk directly and [`Compensator::remember`] it.
@@ -241,9 +242,10 @@ impl Compensator {
         self.lp.set_min_hint_ppm(self.min_hint_ppm);
     }
 
-    /// Lets the skew estimate steer the controller's pull-in only when it says the sender is
-    /// at least `ppm` off (see [`DriftLoop::set_min_hint_ppm`]); below that the controller
-    /// learns the skew from the delay error alone.
+    /// Lets the skew estimate steer (the controller's pull-in, [`Compensator::trusted_skew_ppm`])
+    /// only when it says the sender is at least `ppm` off, with a standard error of at most a
+    /// tenth of that (see [`DriftLoop::set_min_hint_ppm`]); below that the controller learns
+    /// the skew from the delay error alone.
     pub(crate) fn trust_skew_above(&mut self, ppm: f64) {
         self.min_hint_ppm = ppm;
         self.lp.set_min_hint_ppm(ppm);
