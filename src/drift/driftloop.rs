@@ -124,7 +124,7 @@ impl DriftLoop {
     fn decide(&mut self, now_ns: u64, measured: Option<f64>, target: f64) -> TickDecision {
         let skew = self.skew();
         if let (Some(ppm), Some(se)) = (skew.skew_ppm(), skew.skew_stderr_ppm())
-            && (self.min_hint_ppm == 0.0 || trusted(ppm, se, self.min_hint_ppm))
+            && self.trusted_skew_ppm().is_some()
         {
             self.ctl.set_skew_hint(ppm, se);
         }
@@ -136,11 +136,16 @@ impl DriftLoop {
         }
     }
 
-    /// The skew estimate if it is trusted beyond `min_ppm` (see [`DriftLoop::set_min_hint_ppm`]).
-    pub fn trusted_skew_ppm(&self, min_ppm: f64) -> Option<f64> {
+    /// The skew estimate where it may steer: always, or with [`DriftLoop::set_min_hint_ppm`]
+    /// only when it is that far from 0 and precise to a tenth of itself.
+    pub fn trusted_skew_ppm(&self) -> Option<f64> {
         let skew = self.skew();
-        let (ppm, se) = (skew.skew_ppm()?, skew.skew_stderr_ppm()?);
-        trusted(ppm, se, min_ppm).then_some(ppm)
+        let ppm = skew.skew_ppm()?;
+        if self.min_hint_ppm == 0.0 {
+            return Some(ppm);
+        }
+        let se = skew.skew_stderr_ppm()?;
+        (ppm.abs() >= self.min_hint_ppm && se <= ppm.abs() / 10.0).then_some(ppm)
     }
 
     /// The baseline (expected arrival) and skew estimate, for stats.
@@ -154,11 +159,6 @@ impl DriftLoop {
     pub fn controller(&self) -> &RateController {
         &self.ctl
     }
-}
-
-/// A skew estimate far enough from 0 and precise enough to act on.
-fn trusted(ppm: f64, stderr_ppm: f64, min_ppm: f64) -> bool {
-    ppm.abs() >= min_ppm && stderr_ppm <= ppm.abs() / 10.0
 }
 
 #[cfg(test)]

@@ -517,7 +517,7 @@ impl Compensator {
     /// the loop has learned (its integral), which is the sender's once the delay holds.
     fn reported_skew_ppm(&self) -> Option<f64> {
         let line = self.lp.skew().skew_ppm();
-        if self.min_hint_ppm > 0.0 && self.trusted_skew_ppm().is_none() && self.rs.is_some() {
+        if self.min_hint_ppm > 0.0 && self.lp.trusted_skew_ppm().is_none() && self.rs.is_some() {
             return Some(self.lp.controller().integral_ppm());
         }
         line
@@ -526,11 +526,7 @@ impl Compensator {
     /// The skew estimate where it may steer (always, unless
     /// [`Compensator::trust_skew_above`] says otherwise).
     pub(crate) fn trusted_skew_ppm(&self) -> Option<f64> {
-        if self.min_hint_ppm > 0.0 {
-            self.lp.trusted_skew_ppm(self.min_hint_ppm)
-        } else {
-            self.lp.skew().skew_ppm()
-        }
+        self.lp.trusted_skew_ppm()
     }
 
     /// The loop's estimate and decision at the last chunk; `latency_ns` stands in before it.

@@ -267,10 +267,6 @@ impl Playout {
         });
     }
 
-    pub fn drift_mode(&self) -> DriftMode {
-        self.drift.mode()
-    }
-
     /// Adaptive mode's range of the target delay (ns); applies to the next stream (or resync).
     pub fn set_latency_range(&mut self, min_ns: u64, max_ns: u64) {
         self.drift.set_range(min_ns, max_ns);
@@ -1008,10 +1004,9 @@ mod tests {
             .collect()
     }
 
-    /// Runs a stream of 10 ms datagrams at 8 kHz through the playout, popping at each deadline.
-    /// `arrivals[i]` is the arrival of datagram `i` (or None when lost).
-    /// Plays `arrivals` (datagram `i` of a tone at its arrival, or lost) with drift
-    /// compensation off: these tests compare the output with the tone sample by sample.
+    /// Runs a stream of 10 ms datagrams of a tone at 8 kHz through the playout, popping at each
+    /// deadline; `arrivals[i]` is the arrival of datagram `i` (or None when lost). Drift
+    /// compensation is off: these tests compare the output with the tone sample by sample.
     fn run(latency: u64, arrivals: &[Option<u64>]) -> (Vec<f32>, Vec<Chunk>, Playout) {
         let mut p = Playout::new(8000, 1, latency);
         p.set_drift_mode(DriftMode::Off);

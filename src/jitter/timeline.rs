@@ -155,7 +155,9 @@ impl Timeline {
     }
 
     /// The earliest time, among the datagrams of the last 2 s before `now`, that position 0
-    /// would have arrived on their path: `min(arrival - pos / rate)`. The fastest of them waits
+    /// would have arrived on their path: `min(arrival - pos / rate)` (each projected to the
+    /// newest position at the sender's rate, see [`Timeline::set_sender_skew_ppm`]). The
+    /// fastest of them waits
     /// `origin + delay + (pos - media_offset) / rate - arrival`, i.e.
     /// `origin + delay - media_offset / rate - earliest_start`.
     pub fn earliest_start(&mut self, now: i64) -> Option<i64> {
