@@ -50,12 +50,23 @@ const BASE: u64 = 5 * MS;
 
 /// A 440 Hz tone (channel c: (c + 1) × 440 Hz), 20 ms per packet.
 fn payload(fmt: Format, first: i64) -> Vec<u8> {
+    talk_payload(fmt, first, None)
+}
+
+/// [`payload`] in talkspurts: the tone for `.0` s, then `.1` s of it 52 dB lower, over and
+/// over.
+fn talk_payload(fmt: Format, first: i64, talkspurts: Option<(f64, f64)>) -> Vec<u8> {
     (first..first + fmt.packet())
         .flat_map(|n| {
+            let t = n as f64 / fmt.rate as f64;
+            let amp = match talkspurts {
+                Some((on, off)) if t.rem_euclid(on + off) >= on => 20.0,
+                _ => 8000.0,
+            };
             (0..fmt.channels).flat_map(move |c| {
                 let f = 440.0 * (c + 1) as f64;
-                let x = (std::f64::consts::TAU * f * n as f64 / fmt.rate as f64).sin();
-                ((x * 8000.0) as i16).to_be_bytes()
+                let x = (std::f64::consts::TAU * f * t).sin();
+                ((x * amp) as i16).to_be_bytes()
             })
         })
         .collect()
@@ -72,6 +83,7 @@ struct Sender {
     next: i64,
     heap: BinaryHeap<Reverse<(u64, i64)>>,
     lost: u64,
+    talkspurts: Option<(f64, f64)>,
 }
 
 impl Sender {
@@ -85,6 +97,7 @@ impl Sender {
             next: 0,
             heap: BinaryHeap::new(),
             lost: 0,
+            talkspurts: None,
         }
     }
 }
@@ -121,7 +134,7 @@ impl Iterator for Sender {
             (k * self.fmt.packet()) as u32,
             SSRC,
             96,
-            &payload(self.fmt, k * self.fmt.packet()),
+            &talk_payload(self.fmt, k * self.fmt.packet(), self.talkspurts),
         );
         Some((arrival, p))
     }
@@ -367,10 +380,10 @@ fn mode_property_defaults_to_fixed() {
     assert_eq!(ev.nick(), "off");
 }
 
-#[test]
-fn adaptive_mode_follows_the_jitter_through_the_element() {
-    // mode=adaptive, min-latency 10 ms, max-latency 300 ms, starting at latency 40 ms; a sender
-    // 300 ppm fast with 1 % loss and 5 ms of jitter, 60 ms from 20 s, 5 ms again from 40 s.
+/// Stats every second (by whole seconds) of 70 s of mode=adaptive, min-latency 10 ms,
+/// max-latency 300 ms, starting at latency 40 ms; a sender 300 ppm fast with 1 % loss and 5 ms
+/// of jitter, 60 ms from 20 s, 5 ms again from 40 s; a tone, or the tone in talkspurts.
+fn adaptive_jitter_step(talkspurts: Option<(f64, f64)>) -> impl Fn(f64, &str) -> f64 + use<> {
     init();
     let mut h = Harness::new("plcjitterbuffer");
     let e = h.element().unwrap();
@@ -385,6 +398,7 @@ fn adaptive_mode_follows_the_jitter_through_the_element() {
     h.play();
     let latency = 40 * MS;
     let mut sender = Sender::new(MONO_8K, 300.0, 0.01, 5.0, 21);
+    sender.talkspurts = talkspurts;
     let mut pending = sender.next();
     let origin = pending.as_ref().unwrap().0;
     let mut at = std::collections::BTreeMap::new();
@@ -412,21 +426,39 @@ fn adaptive_mode_follows_the_jitter_through_the_element() {
             at.insert((j + 1) / 10, s);
         }
     }
-    let get = |t: f64, name: &str| -> f64 {
+    let s = stats(&h);
+    assert_eq!(s.get::<u64>("resyncs").unwrap(), 0, "{s}");
+    assert_eq!(s.get::<i64>("unaccounted").unwrap(), 0, "{s}");
+    let get = move |t: f64, name: &str| -> f64 {
         let s = &at[&((t * 10.0).round() as u64)];
         s.get::<f64>(name)
             .unwrap_or_else(|_| s.get::<u64>(name).unwrap() as f64)
     };
-    for t in [19.5, 20.5, 21.0, 22.0, 30.0, 39.0, 45.0, 50.0, 60.0, 70.0] {
+    for t in [
+        19.5, 20.5, 21.0, 22.0, 30.0, 39.0, 45.0, 46.0, 50.0, 60.0, 70.0,
+    ] {
         eprintln!(
-            "{t:5.1} s: target {:5.1} ms, measured {:5.1} ms, late {}, inserted {} ms, removed {} ms",
+            "{}{t:5.1} s: target {:5.1} ms, measured {:5.1} ms, late {}, inserted {} ms, \
+             removed {} ms (cut from pauses {} ms)",
+            if talkspurts.is_some() {
+                "talkspurts "
+            } else {
+                "tone "
+            },
             get(t, "target-delay-ms"),
             get(t, "measured-delay-ms"),
             get(t, "late"),
             get(t, "stretch-inserted-ms"),
-            get(t, "stretch-removed-ms")
+            get(t, "stretch-removed-ms"),
+            get(t, "stretch-compressed-ms")
         );
     }
+    get
+}
+
+#[test]
+fn adaptive_mode_follows_the_jitter_through_the_element() {
+    let get = adaptive_jitter_step(None);
     // Before: a small target, the delay on it (it started at 40 ms and came down).
     assert!(get(19.5, "target-delay-ms") < 15.0);
     assert!((get(19.5, "measured-delay-ms") - get(19.5, "target-delay-ms")).abs() < 5.0);
@@ -436,14 +468,28 @@ fn adaptive_mode_follows_the_jitter_through_the_element() {
     assert!(get(22.0, "measured-delay-ms") > get(22.0, "target-delay-ms") - 16.0);
     assert!(get(22.0, "stretch-inserted-ms") >= 30.0);
     assert!((get(39.0, "measured-delay-ms") - get(39.0, "target-delay-ms")).abs() < 5.0);
-    // Down within seconds: the target after its 4 s peak hold, the delay at up to 1 % faster.
+    // Down within seconds: the target after its 4 s peak hold, the delay at up to 1 % faster
+    // (a tone has no quiet stretch to cut).
     assert!(get(50.0, "target-delay-ms") < 15.0);
     assert!(get(60.0, "measured-delay-ms") < 20.0);
+    assert_eq!(get(70.0, "stretch-compressed-ms"), 0.0);
     // Late packets only while the jitter jumped (a fraction of the 50 sent per second).
     assert!(get(70.0, "late") < 60.0, "{}", get(70.0, "late"));
-    let s = stats(&h);
-    assert_eq!(s.get::<u64>("resyncs").unwrap(), 0, "{s}");
-    assert_eq!(s.get::<i64>("unaccounted").unwrap(), 0, "{s}");
+}
+
+#[test]
+fn adaptive_mode_cuts_pauses_short_through_the_element() {
+    // The same in talkspurts (1 s of the tone, 0.6 s 52 dB lower): the delay falls by cuts in
+    // the pauses, seconds sooner than resampling alone brings the tone down.
+    let talk = adaptive_jitter_step(Some((1.0, 0.6)));
+    assert!(talk(46.0, "target-delay-ms") < 15.0);
+    assert!(
+        talk(46.0, "measured-delay-ms") < talk(46.0, "target-delay-ms") + 8.0,
+        "{}",
+        talk(46.0, "measured-delay-ms")
+    );
+    assert!(talk(70.0, "stretch-compressed-ms") >= 30.0);
+    assert!(talk(70.0, "late") < 60.0, "{}", talk(70.0, "late"));
 }
 
 #[test]

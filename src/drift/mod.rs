@@ -11,11 +11,13 @@
 //!   pulls.
 //! * [`driftloop::DriftLoop`]: the three above behind `on_packet` / `on_tick`, as the element
 //!   uses them.
+//! * [`accelerate::QuietSplicer`]: adaptive mode's time-compression in low-energy stretches.
 //! * [`sim`]: a deterministic sender/network/receiver simulation used by the tests and the
 //!   bench.
 //!
 //! Pure: no GStreamer types, no clock; the caller passes `now` in. See `docs/drift.md`.
 
+pub mod accelerate;
 pub mod controller;
 pub mod delay;
 pub mod driftloop;
@@ -24,6 +26,7 @@ pub mod sim;
 #[cfg(test)]
 mod tests;
 
+pub use accelerate::QuietSplicer;
 pub use controller::{ControllerConfig, RateController, SkewConfig, SkewEstimator};
 pub use delay::{DelayConfig, DelayEstimator, Observation, playout_delay_ns};
 pub use driftloop::{DriftLoop, TargetMode, TickDecision};

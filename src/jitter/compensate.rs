@@ -22,8 +22,8 @@ use std::fmt;
 
 use super::time::frames_to_ns;
 use crate::drift::{
-    ControllerConfig, DelayConfig, DriftLoop, DriftResampler, Interpolation, TargetMode,
-    TickDecision, playout_delay_ns,
+    ControllerConfig, DelayConfig, DriftLoop, DriftResampler, Interpolation, QuietSplicer,
+    TargetMode, TickDecision, playout_delay_ns,
 };
 
 /// Clock drift compensation of the output (see `crate::drift` and `docs/drift.md`).
@@ -60,8 +60,12 @@ pub struct DriftStats {
     /// Output frames beyond the media consumed (resampling slower, and concealment inserted to
     /// raise the delay in adaptive mode), since the stream started.
     pub inserted_frames: u64,
-    /// Media frames consumed beyond the output produced (resampling faster).
+    /// Media frames consumed beyond the output produced (resampling faster, and cut out of
+    /// quiet stretches in adaptive mode).
     pub removed_frames: u64,
+    /// Of `removed_frames`, those cut out of quiet stretches (adaptive mode lowering the delay,
+    /// see [`crate::drift::QuietSplicer`]).
+    pub compressed_frames: u64,
 }
 
 /// Bypass until the loop wants a ratio this far from 1...
@@ -71,6 +75,15 @@ const ENGAGE_DELAY_NS: f64 = 1e6;
 /// Adaptive mode: when the target is this far above the measured delay (ns), a chunk's worth
 /// of concealment is inserted to raise the delay at once (the controller does the rest).
 const INSERT_ABOVE_NS: f64 = 15e6;
+/// Adaptive mode lowering the delay by cuts in quiet stretches: every frame judged for a cut
+/// (the cut and the cross-fade after it, produced ahead of what the chunk needs) must still be
+/// this far (ns) above the target, and so must the delay after the cut (the controller works
+/// off the rest)...
+const CUT_DOWN_TO_NS: f64 = 2e6;
+/// ...a cut removes at least this (ms; smaller ones are left to the controller)...
+const CUT_MIN_MS: f64 = 1.0;
+/// ...and at most this per chunk (ms): a pause plays at most twice as fast.
+const CUT_MAX_MS: f64 = 10.0;
 
 /// The drift loop and the resampler of one stream.
 pub(crate) struct Compensator {
@@ -126,6 +139,16 @@ pub(crate) struct Compensator {
     /// The skew estimate steers the controller only beyond this (ppm; see
     /// [`Compensator::trust_skew_above`]).
     min_hint_ppm: f64,
+    /// Adaptive mode's cuts in quiet stretches.
+    splicer: QuietSplicer,
+    /// Cuts pushed into the resampler that its read position has not passed yet: at input
+    /// frame `.0`, `.1` media frames were left out (`base` moves on once passed).
+    cuts: VecDeque<(f64, i64)>,
+    compressed: u64,
+    /// Scratch for a cut.
+    cut_buf: Vec<f32>,
+    /// The newest media frame the last chunk needed (playout coordinates).
+    last_need: f64,
 }
 
 impl fmt::Debug for Compensator {
@@ -180,6 +203,11 @@ impl Compensator {
             playing: true,
             delay_only: false,
             min_hint_ppm: 0.0,
+            splicer: QuietSplicer::new(rate, channels),
+            cuts: VecDeque::new(),
+            compressed: 0,
+            cut_buf: Vec::new(),
+            last_need: 0.0,
         };
         me.restart(latency_ns);
         me
@@ -261,6 +289,9 @@ impl Compensator {
         self.last_read = None;
         self.inserted = 0.0;
         self.removed = 0.0;
+        self.splicer = QuietSplicer::new(self.rate, self.channels);
+        self.cuts.clear();
+        self.compressed = 0;
     }
 
     pub(crate) fn set_latency(&mut self, latency_ns: i64) {
@@ -287,7 +318,16 @@ impl Compensator {
     /// the next frame the playout will produce.
     pub(crate) fn read_pos(&self, media_head: i64) -> f64 {
         match &self.rs {
-            Some(rs) => self.base as f64 + rs.read_pos(),
+            Some(rs) => {
+                let at = rs.read_pos();
+                let cut: i64 = self
+                    .cuts
+                    .iter()
+                    .take_while(|c| c.0 <= at)
+                    .map(|c| c.1)
+                    .sum();
+                (self.base + cut) as f64 + at
+            }
             None => media_head as f64,
         }
     }
@@ -309,8 +349,8 @@ impl Compensator {
     /// arrivals' time base) reading from media position `read_pos`: the loop's decision.
     pub(crate) fn tick(&mut self, now_ns: i64, read_pos: f64, frames: i64) -> TickDecision {
         self.count_stretch(read_pos, frames);
-        let need =
-            read_pos - self.shift as f64 + frames as f64 / self.ratio() + self.lookahead as f64;
+        self.last_need = read_pos + frames as f64 / self.ratio() + self.lookahead as f64;
+        let need = self.last_need - self.shift as f64;
         let offset = if self.mode == DriftMode::Adaptive {
             0
         } else {
@@ -429,6 +469,72 @@ impl Compensator {
         }
     }
 
+    /// Adaptive mode, while resampling: how many media frames to cut out of the next stretch
+    /// (from `media_head`, the next frame the playout produces) if it is quiet (0: none due).
+    /// The playout then produces [`Compensator::cut_input_frames`] frames and hands them to
+    /// [`Compensator::offer_cut`] before feeding the chunk as usual.
+    ///
+    /// The stretch judged lies ahead of what the chunk needs, so it is played earlier than
+    /// the measured delay says: a cut is due only while its last frame still plays at least
+    /// `CUT_DOWN_TO_NS` above the target (its packets had as long to arrive as the target
+    /// allows), and what it removes leaves the delay that far above the target. Media
+    /// judged and left whole stays queued in the resampler and counts against the next cut,
+    /// so the playout never runs ahead of the arrivals.
+    pub(crate) fn cut_due(&self, d: &TickDecision, media_head: i64) -> usize {
+        if self.mode != DriftMode::Adaptive || self.rs.is_none() {
+            return 0;
+        }
+        let rate = f64::from(self.rate);
+        let ahead =
+            (media_head as f64 - self.last_need).max(0.0) + self.splicer.xfade_frames() as f64;
+        let room = (d.measured_delay_ns - d.target_delay_ns - CUT_DOWN_TO_NS) * rate / 1e9 - ahead;
+        if room < CUT_MIN_MS * rate / 1000.0 {
+            return 0;
+        }
+        room.min(CUT_MAX_MS * rate / 1000.0) as usize
+    }
+
+    /// Media frames a cut of `remove` frames is judged on.
+    pub(crate) fn cut_input_frames(&self, remove: usize) -> usize {
+        self.splicer.input_frames(remove)
+    }
+
+    /// Pushes `media` (the next [`Compensator::cut_input_frames`] frames) into the resampler,
+    /// with `remove` frames cut out if it is quiet; whether it was.
+    pub(crate) fn offer_cut(&mut self, media: &[f32], remove: usize) -> bool {
+        let Some(rs) = self.rs.as_mut() else {
+            return false;
+        };
+        let mut buf = std::mem::take(&mut self.cut_buf);
+        buf.clear();
+        let at = rs.pushed_frames() as f64;
+        let cut = self.splicer.offer(media, remove, &mut buf);
+        rs.push(&buf);
+        self.cut_buf = buf;
+        if cut {
+            // The output fades from before the cut to after it across the cross-fade: its
+            // middle is where the media jumps.
+            let mid = at + self.splicer.xfade_frames() as f64 / 2.0 - self.lag.unwrap_or(0) as f64;
+            self.cuts.push_back((mid, remove as i64));
+            self.compressed += remove as u64;
+        }
+        cut
+    }
+
+    /// Folds the cuts the resampler's read position passed into `base`.
+    fn pass_cuts(&mut self) {
+        let Some(rs) = self.rs.as_ref() else {
+            return;
+        };
+        let at = rs.read_pos();
+        while let Some(&(mid, k)) = self.cuts.front()
+            && mid <= at
+        {
+            self.base += k;
+            self.cuts.pop_front();
+        }
+    }
+
     /// Puts the resampler in the path, starting with the last frames bypassed as history, so
     /// the switch is seamless: returns how many frames the playout must feed (from
     /// `media_head`) and then [`Compensator::discard`].
@@ -445,6 +551,7 @@ impl Compensator {
         // output at the bypass's next frame.
         self.base = media_head - h + lag;
         self.rs = Some(rs);
+        self.cuts.clear();
         (h - lag).max(0) as usize
     }
 
@@ -472,6 +579,9 @@ impl Compensator {
     pub(crate) fn push(&mut self, media: &[f32]) {
         if let Some(rs) = self.rs.as_mut() {
             rs.push(media);
+            if self.mode == DriftMode::Adaptive {
+                self.splicer.observe(media);
+            }
         }
     }
 
@@ -499,11 +609,15 @@ impl Compensator {
             // Cannot happen when fed: silence rather than a short chunk.
             out.fill(0.0);
         }
+        self.pass_cuts();
         out.iter().any(|&x| x != 0.0)
     }
 
     /// Keeps the last frames produced while bypassed, as the filter's history.
     pub(crate) fn remember(&mut self, produced: &[f32]) {
+        if self.mode == DriftMode::Adaptive {
+            self.splicer.observe(produced);
+        }
         self.history.extend(produced.iter().copied());
         let cap = self.history_frames * self.channels;
         if self.history.len() > cap {
@@ -545,6 +659,7 @@ impl Compensator {
             resampling: self.rs.is_some(),
             inserted_frames: self.inserted.round() as u64,
             removed_frames: self.removed.round() as u64,
+            compressed_frames: self.compressed,
         }
     }
 }

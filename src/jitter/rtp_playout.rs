@@ -906,8 +906,23 @@ impl RtpPlayout {
         }
         let (real, audible) = if self.drift.resampling() {
             self.drift.set_ratio(d.ratio);
-            let (real, audible) = self.feed_resampler(frames as usize);
-            let audible = self.drift.pull(frames as usize, out) || audible;
+            // Adaptive mode well above its target: the next stretch is cut short if quiet.
+            let cut = if self.played_seq.is_some() {
+                self.drift.cut_due(&d, self.media_head)
+            } else {
+                0
+            };
+            let (mut real, mut audible) = (0, false);
+            if cut > 0 {
+                let mut feed = std::mem::take(&mut self.feed);
+                feed.clear();
+                (real, audible) = self.produce(self.drift.cut_input_frames(cut) as i64, &mut feed);
+                self.drift.offer_cut(&feed, cut);
+                self.feed = feed;
+            }
+            let (r, a) = self.feed_resampler(frames as usize);
+            let real = real + r;
+            let audible = self.drift.pull(frames as usize, out) || audible || a;
             // `real` counts media frames fed; the chunk reports output frames (ratio = out /
             // in), at most the chunk's own.
             let real_out = ((real as f64 * d.ratio).round() as i64).clamp(0, frames);

@@ -430,8 +430,10 @@ impl ObjectImpl for PlcJitterBuffer {
                          measured-delay-ms (the drift loop's: how long after the fastest-path \
                          arrival the audio now playing plays), stretch-inserted-ms and \
                          stretch-removed-ms (output time added to or taken from the media by \
-                         resampling, and concealment inserted to raise the delay in adaptive \
-                         mode). RTP input adds: duplicates, reordered, fec-recovered (lost \
+                         resampling, by concealment inserted to raise the delay in adaptive \
+                         mode, and by cuts in quiet stretches lowering it), \
+                         stretch-compressed-ms (of stretch-removed-ms, what was cut out of \
+                         quiet stretches). RTP input adds: duplicates, reordered, fec-recovered (lost \
                          packets rebuilt from the next one's Opus in-band FEC), dred-recovered, \
                          plc-ms (Opus PLC), dtx-ms (sender pauses, not loss), misfits (packets \
                          that fit neither the stream nor a restart), ssrc-changes, jitter-ms \
@@ -1494,7 +1496,8 @@ impl PlcJitterBuffer {
                 .field("target-delay-ms", ms(d.target_delay_ns))
                 .field("measured-delay-ms", ms(d.measured_delay_ns))
                 .field("stretch-inserted-ms", frames_ms(d.inserted_frames))
-                .field("stretch-removed-ms", frames_ms(d.removed_frames));
+                .field("stretch-removed-ms", frames_ms(d.removed_frames))
+                .field("stretch-compressed-ms", frames_ms(d.compressed_frames));
         }
         if matches!(
             state.format.as_ref().map(|f| &f.input),

@@ -4,7 +4,7 @@
 //! packets are late, and an outage's burst does not drag the delay up.
 
 use super::DriftMode;
-use super::drift_tests::{Report, Scenario, run, scenario};
+use super::drift_tests::{Report, Scenario, in_pause, run, scenario};
 
 fn adaptive(skew_ppm: f64, seconds: u64, jitter_ms: f64, seed: u64) -> Scenario {
     Scenario {
@@ -142,6 +142,77 @@ fn adaptive_follows_jitter_up_at_once_and_down_within_seconds() {
         "second difference {}",
         r.max_d2
     );
+}
+
+/// First time (s) from `from` on after which the true delay stays within 5 ms of the target.
+fn settled_after(r: &Report, from: f64) -> f64 {
+    let mut since = f64::NAN;
+    for x in r.series.iter().filter(|x| x.0 >= from) {
+        if (x.1 - NEWEST_MS - x.2).abs() > 5.0 {
+            since = f64::NAN;
+        } else if since.is_nan() {
+            since = x.0;
+        }
+    }
+    since
+}
+
+#[test]
+fn adaptive_falls_by_cutting_pauses_not_the_talk() {
+    // The jitter step of the test above, on a tone and on talkspurts (1 s of the tone, 0.6 s
+    // of it 52 dB lower): when the target falls, the pauses are cut short and the delay
+    // follows within the next pause; the tone can only be resampled 1 % faster.
+    let talkspurts = Some((1.0, 0.6));
+    let step = |talkspurts| Scenario {
+        jitter_steps: vec![(20.0, 60.0), (40.0, 5.0)],
+        talkspurts,
+        ..adaptive(300.0, 60, 5.0, 7)
+    };
+    let tone = run(&step(None));
+    let talk = run(&step(talkspurts));
+    let (t_tone, t_talk) = (settled_after(&tone, 40.0), settled_after(&talk, 40.0));
+    let rate = 8000.0;
+    eprintln!(
+        "target falls: delay within 5 ms of it from {t_tone:.2} s (tone) / {t_talk:.2} s          (talkspurts); {} cuts, {:.1} ms cut; delay at 44/45/46/48 s: tone {:.1}/{:.1}/{:.1}/{:.1},          talkspurts {:.1}/{:.1}/{:.1}/{:.1} ms; late {} / {}",
+        talk.cuts.len(),
+        talk.compressed_frames as f64 * 1000.0 / rate,
+        delay_at(&tone, 44.0),
+        delay_at(&tone, 45.0),
+        delay_at(&tone, 46.0),
+        delay_at(&tone, 48.0),
+        delay_at(&talk, 44.0),
+        delay_at(&talk, 45.0),
+        delay_at(&talk, 46.0),
+        delay_at(&talk, 48.0),
+        tone.late,
+        talk.late,
+    );
+    // A tone is never cut; the talk is cut only inside its pauses (every frame judged).
+    assert_eq!(tone.compressed_frames, 0);
+    assert!(
+        talk.compressed_frames as f64 / rate > 0.03,
+        "{}",
+        talk.compressed_frames
+    );
+    for &(a, b) in &talk.cuts {
+        assert!(
+            in_pause(talkspurts, a) && in_pause(talkspurts, b) && b - a < 0.6,
+            "cut judged over {a:.4}..{b:.4} s"
+        );
+    }
+    // Falling by cuts takes seconds less than by resampling alone.
+    assert!(t_talk + 1.5 < t_tone, "{t_talk} vs {t_tone}");
+    for r in [&tone, &talk] {
+        assert_eq!(r.resyncs, 0);
+        assert!(r.late < 60, "late {}", r.late);
+        let amp = 8000.0 / 32768.0;
+        let w = std::f64::consts::TAU * 440.0 / 8000.0;
+        assert!(
+            r.max_d2 <= 4.0 * amp * w * w,
+            "second difference {}",
+            r.max_d2
+        );
+    }
 }
 
 #[test]

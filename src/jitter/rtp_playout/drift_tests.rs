@@ -51,6 +51,9 @@ pub(super) struct Scenario {
     pub outage: Option<(f64, f64)>,
     /// Keep the delay series and the relative arrival delays in the report.
     pub keep_series: bool,
+    /// Talkspurts: the tone plays for `.0` s, then a pause (the tone 52 dB lower) for `.1` s,
+    /// over and over (sender's media time); `None`: the tone all along.
+    pub talkspurts: Option<(f64, f64)>,
 }
 
 #[derive(Debug, Default)]
@@ -89,13 +92,28 @@ pub(super) struct Report {
     pub relative: Vec<(f64, f64)>,
     /// The largest second difference of the output.
     pub max_d2: f64,
+    /// Media frames cut out of quiet stretches (adaptive mode lowering the delay).
+    pub compressed_frames: u64,
+    /// Media time (s, sender's timestamps) of the first and last frame judged for each cut.
+    pub cuts: Vec<(f64, f64)>,
 }
 
-fn payload(first: i64) -> Vec<u8> {
+/// Amplitude of the tone loud and in a pause (-52 dB).
+const LOUD: f64 = 8000.0;
+const PAUSE: f64 = 20.0;
+
+/// Whether media time `t` (s) is in a pause of `talkspurts`.
+pub(super) fn in_pause(talkspurts: Option<(f64, f64)>, t: f64) -> bool {
+    talkspurts.is_some_and(|(on, off)| t.rem_euclid(on + off) >= on)
+}
+
+fn payload(first: i64, talkspurts: Option<(f64, f64)>) -> Vec<u8> {
     (first..first + PACKET)
         .flat_map(|n| {
-            let x = (std::f64::consts::TAU * 440.0 * n as f64 / f64::from(RATE)).sin();
-            ((x * 8000.0) as i16).to_be_bytes()
+            let t = n as f64 / f64::from(RATE);
+            let amp = if in_pause(talkspurts, t) { PAUSE } else { LOUD };
+            let x = (std::f64::consts::TAU * 440.0 * t).sin();
+            ((x * amp) as i16).to_be_bytes()
         })
         .collect()
 }
@@ -173,7 +191,7 @@ pub(super) fn run(s: &Scenario) -> Report {
                 pt: 96,
                 marker: false,
             };
-            let o = p.push(arrival, h, &payload(k * PACKET));
+            let o = p.push(arrival, h, &payload(k * PACKET, s.talkspurts));
             if rep.first_resync.is_none() && matches!(o, RtpPushOutcome::Resynced { .. }) {
                 rep.first_resync = Some((arrival, k));
             }
@@ -188,8 +206,18 @@ pub(super) fn run(s: &Scenario) -> Report {
         now = deadline;
         // The media position this chunk starts at, on the sender's clock.
         let read = p.media_read_pos();
+        let head = p.media_head;
+        let compressed = p.drift_stats().compressed_frames;
         let c = p.pop(&mut buf);
         rep.ticks += 1;
+        let cut = p.drift_stats().compressed_frames - compressed;
+        if cut > 0 {
+            // The stretch judged started at the media head and was cut + the cross-fade long.
+            let judged = p.drift.cut_input_frames(cut as usize) as f64;
+            let ts = p.anchor_ts as f64 + (head - p.anchor_pos) as f64;
+            let rate = f64::from(RATE);
+            rep.cuts.push((ts / rate, (ts + judged - 1.0) / rate));
+        }
         if (rep.ticks as usize) <= s.keep_chunks {
             rep.out.extend_from_slice(&buf);
         }
@@ -256,6 +284,7 @@ pub(super) fn run(s: &Scenario) -> Report {
     rep.concealed_frames = st.concealed_frames;
     rep.last_skew_ppm = p.drift_stats().skew_ppm.unwrap_or(f64::NAN);
     rep.resampling = p.drift_stats().resampling;
+    rep.compressed_frames = p.drift_stats().compressed_frames;
     let l = p.ledger();
     assert_eq!(l.unaccounted(), 0, "{l:?}");
     rep
@@ -328,6 +357,7 @@ pub(super) fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
         jitter_steps: Vec::new(),
         pareto: false,
         outage: None,
+        talkspurts: None,
         keep_series: false,
     }
 }
