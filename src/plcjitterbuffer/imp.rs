@@ -347,8 +347,9 @@ impl ObjectImpl for PlcJitterBuffer {
                          locked; bit-exact until a correction is needed); adaptive lets the \
                          delay follow the measured arrival jitter (a high quantile) within \
                          min-latency..max-latency, rising at once by concealing when jitter \
-                         grows and falling within seconds by resampling up to 1 % faster when \
-                         it shrinks, the drift compensated the same way (latency then is only \
+                         grows and falling within seconds when it shrinks, by cutting \
+                         quiet stretches short (pauses play up to twice as fast) and \
+                         resampling up to 1 % faster, the drift compensated the same way (latency then is only \
                          the delay the stream starts with and the latency reported \
                          downstream; raw input, which has no timestamps, plays adaptive as \
                          fixed); off consumes media at the nominal rate, so the queue drifts \
