@@ -21,7 +21,8 @@
 //! estimate and ratio at the end, the largest |measured − target| delay while the input played,
 //! when the resampler took over from the bit-exact bypass (`engaged-s`, seconds of output, or
 //! `never`), and the stats that would show anything but drift compensation (`late`, `lost`,
-//! `concealed-ms`, `resyncs`). Every output buffer is checked to be exactly 10 ms, contiguous.
+//! `concealed-ms`, `resyncs`), and what was played faster (`stretch-removed-ms`, of it
+//! `stretch-compressed-ms` cut from quiet stretches in `mode=adaptive`). Every output buffer is checked to be exactly 10 ms, contiguous.
 
 use std::io::Write;
 
@@ -216,7 +217,8 @@ fn run(job: &Job) -> String {
     let getf = |k: &str| s.get::<f64>(k).unwrap_or_else(|e| panic!("{k}: {e}"));
     format!(
         "drift-ppm={:.1}\tdrift-ratio={:.7}\ttarget-delay-ms={:.2}\tmax-delay-error-ms={:.2}\t\
-         engaged-s={}\tlate={}\tlost={}\tconcealed-ms={}\tresyncs={}",
+         engaged-s={}\tlate={}\tlost={}\tconcealed-ms={}\tresyncs={}\tstretch-removed-ms={}\t\
+         stretch-compressed-ms={}",
         getf("drift-ppm"),
         getf("drift-ratio"),
         getf("target-delay-ms"),
@@ -226,6 +228,8 @@ fn run(job: &Job) -> String {
         get("lost"),
         get("concealed-ms"),
         get("resyncs"),
+        get("stretch-removed-ms"),
+        get("stretch-compressed-ms"),
     )
 }
 

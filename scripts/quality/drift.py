@@ -185,7 +185,8 @@ def main():
     with open(os.path.join(args.out, "results.tsv"), "w") as f:
         keys = ["voice", "ppm", "start", "latency", "pesq", "stoi", "pesq_input", "stoi_input",
                 "pesq_ideal_input", "bit_exact", "drift-ppm", "drift-ratio", "target-delay-ms",
-                "max-delay-error-ms", "engaged-s", "late", "lost", "concealed-ms", "resyncs"]
+                "max-delay-error-ms", "engaged-s", "late", "lost", "concealed-ms", "resyncs",
+                "stretch-removed-ms", "stretch-compressed-ms"]
         f.write("\t".join(keys) + "\n")
         for r in rows:
             f.write("\t".join(str(r[k]) for k in keys) + "\n")
@@ -241,7 +242,8 @@ def main():
               f"{r['stoi_input']:.3f} (ideal {r['pesq_ideal_input']:.3f}) | bit-exact "
               f"{int(r['bit_exact'])} drift {r['drift-ppm']} ppm max |delay error| "
               f"{r['max-delay-error-ms']} ms resampler from {r['engaged-s']} s late {r['late']} "
-              f"concealed {r['concealed-ms']} ms resyncs {r['resyncs']}")
+              f"concealed {r['concealed-ms']} ms resyncs {r['resyncs']} removed "
+              f"{r['stretch-removed-ms']} ms (cut from pauses {r['stretch-compressed-ms']} ms)")
     if failed:
         print(f"\nFAILED: {len(failed)} file(s) at +-1000 ppm below PESQ-WB {TARGET} vs ideal: "
               + ", ".join(f"{r['voice']} {r['start']} {fmt_skew(r['ppm'])} {r['pesq']:.2f}"
