@@ -210,6 +210,9 @@ fn adaptive() {
         ));
     }
     for j in [5, 10, 20, 40, 80] {
+        traces.push((format!("normal 0..{j} ms"), Jitter::normal(j * MS)));
+    }
+    for j in [5, 10, 20, 40, 80] {
         traces.push((format!("Pareto cap {j} ms"), Jitter::pareto(j * MS)));
     }
     for (k, (name, jitter)) in traces.into_iter().enumerate() {

@@ -73,9 +73,20 @@ fn check_stationary(s: &Scenario) {
     let max_late = 0.01f64.max(tail + 0.005);
     assert_eq!(r.resyncs, 0, "first at {:?}", r.first_resync);
     eprintln!(
-        "adaptive {} {} ms: mean delay {mean:.1} ms, q95 {q95:.1} ms, late {:.2} % (tail beyond \
+        "adaptive {}{} {} ms: mean delay {mean:.1} ms, q95 {q95:.1} ms, late {:.2} % (tail beyond \
          q95 + 8 ms {:.2} %), target {:.1} ms",
-        if s.pareto { "pareto" } else { "uniform" },
+        if s.pareto {
+            "pareto"
+        } else if s.normal {
+            "normal"
+        } else {
+            "uniform"
+        },
+        if s.talkspurts.is_some() {
+            " talkspurts"
+        } else {
+            ""
+        },
         s.jitter_ms,
         late * 100.0,
         tail * 100.0,
@@ -155,6 +166,29 @@ fn settled_after(r: &Report, from: f64) -> f64 {
         }
     }
     since
+}
+
+#[test]
+fn adaptive_mean_delay_is_within_q95_plus_10_ms_normal() {
+    for (j, seed) in [(10.0, 11), (40.0, 12), (80.0, 13)] {
+        let s = Scenario {
+            normal: true,
+            ..adaptive(300.0, 90, j, seed)
+        };
+        check_stationary(&s);
+    }
+}
+
+#[test]
+fn adaptive_mean_delay_is_within_q95_plus_10_ms_in_talkspurts() {
+    // Cuts in the pauses (whenever the delay is above the target) must not make packets late.
+    for (j, seed) in [(20.0, 14), (80.0, 15)] {
+        let s = Scenario {
+            talkspurts: Some((1.0, 0.6)),
+            ..adaptive(-300.0, 90, j, seed)
+        };
+        check_stationary(&s);
+    }
 }
 
 #[test]

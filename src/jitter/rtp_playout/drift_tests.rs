@@ -46,6 +46,9 @@ pub(super) struct Scenario {
     /// Pareto jitter (shape 2.5, scale a quarter of the cap, capped at the jitter) instead of
     /// uniform.
     pub pareto: bool,
+    /// Normal jitter (mean half of it, standard deviation a sixth, clamped to 0..jitter)
+    /// instead of uniform.
+    pub normal: bool,
     /// Nothing arrives from `.0` s for `.1` s; what was sent meanwhile comes in a burst at the
     /// end, 1 ms apart.
     pub outage: Option<(f64, f64)>,
@@ -160,6 +163,10 @@ pub(super) fn run(s: &Scenario) -> Report {
                 let u = rng.next_f64();
                 let draw_ms = if s.pareto {
                     (jitter_ms / 4.0 * ((1.0 - u).powf(-1.0 / 2.5) - 1.0)).min(jitter_ms)
+                } else if s.normal {
+                    let z = (-2.0 * (1.0 - u).ln()).sqrt()
+                        * (std::f64::consts::TAU * rng.next_f64()).cos();
+                    (jitter_ms / 2.0 + jitter_ms / 6.0 * z).clamp(0.0, jitter_ms)
                 } else {
                     u * jitter_ms
                 };
@@ -356,6 +363,7 @@ pub(super) fn scenario(skew_ppm: f64, seconds: u64, seed: u64) -> Scenario {
         keep_chunks: 0,
         jitter_steps: Vec::new(),
         pareto: false,
+        normal: false,
         outage: None,
         talkspurts: None,
         keep_series: false,
