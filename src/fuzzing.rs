@@ -758,6 +758,14 @@ fn tone(n: u64, rate: u32, channel: usize) -> f32 {
     (0.3 * (f * 330.0 * (1 + channel) as f64).sin() + 0.2 * (f * 97.0).sin()) as f32
 }
 
+/// The RTP senders' PCM signal: [`tone`] in talkspurts (300 ms, then 200 ms 54 dB lower), so
+/// adaptive mode's cuts in quiet stretches run too.
+fn talk(n: u64, rate: u32, channel: usize) -> f32 {
+    let in_pause = n % (u64::from(rate) / 2) >= u64::from(rate) * 3 / 10;
+    let gain = if in_pause { 0.002 } else { 1.0 };
+    gain * tone(n, rate, channel)
+}
+
 fn s16(x: f32) -> i16 {
     (x * 32767.0).round() as i16
 }
@@ -893,7 +901,7 @@ impl RtpSender {
             }
             Encoding::L16 => (0..n * ch as u64)
                 .flat_map(|i| {
-                    s16(tone(
+                    s16(talk(
                         self.sample + i / ch as u64,
                         self.rate,
                         i as usize % ch,
@@ -903,7 +911,7 @@ impl RtpSender {
                 .collect(),
             e => (0..n * ch as u64)
                 .map(|i| {
-                    let v = s16(tone(
+                    let v = s16(talk(
                         self.sample + i / ch as u64,
                         self.rate,
                         i as usize % ch,
@@ -1320,6 +1328,12 @@ pub mod seeds {
         sc.op(op::FUZZED, &[1, 0, 0, 1, 0, 0, 7, 7, 7, 7, 1, 0]);
         sc.steady(40, 10);
         s.push(("rtp_playout", "start_burst_latency_reset".into(), sc.0));
+        // Adaptive mode from latency 120 ms on a steady stream: the target falls to the bottom
+        // of the range and the pauses of the talkspurts are cut short.
+        let mut sc = Script::new(&rtp_cfg(0, 0, 0, 0));
+        sc.op(op::MODE, &[2, 75]).op(op::LATENCY, &[60]);
+        sc.steady(400, 10);
+        s.push(("rtp_playout", "adaptive_cuts_pauses".into(), sc.0));
 
         // raw_playout: config (format | channels << 2 | rate << 4), latency; then the script.
         for (cfg, name) in [
