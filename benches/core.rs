@@ -15,6 +15,10 @@
 //!   20 ms packet) and codec PLC of 10 ms, at decoder complexity 0 (classic PLC), 5 (neural deep
 //!   PLC) and 10 (deep PLC plus OSCE speech enhancement, the default).
 //!
+//! * `cut`: adaptive mode's cut in a quiet stretch ([`QuietSplicer::offer`]) at 48 kHz stereo:
+//!   judging 15 ms of a pause and cutting 10 ms out of it, or judging 15 ms of speech-level audio
+//!   and passing it whole (what every chunk costs while the delay is above the target).
+//!
 //! Quick on purpose (`cargo bench --bench core` runs in about a minute); `scripts/bench.sh`
 //! runs it and prints each median as a share of the 10 ms budget.
 
@@ -25,6 +29,7 @@ use std::time::{Duration, Instant};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use gstnetaudio::conceal::Concealer;
+use gstnetaudio::drift::QuietSplicer;
 use gstnetaudio::impair::{Impairment, Schedule};
 use gstnetaudio::jitter::{Chunk, Playout};
 
@@ -268,6 +273,32 @@ fn opus(c: &mut Criterion) {
     g.finish();
 }
 
+fn cut(c: &mut Criterion) {
+    let (rate, ch) = (48_000u32, 2usize);
+    let mut voice = Voice::new(rate, ch);
+    let mut loud = Vec::new();
+    voice.fill(rate as usize, &mut loud);
+    let mut sp = QuietSplicer::new(rate, ch);
+    sp.observe(&loud);
+    let remove = 480;
+    let frames = sp.input_frames(remove);
+    let pause: Vec<f32> = loud[..frames * ch].iter().map(|x| x * 0.001).collect();
+    let speech = loud[..frames * ch].to_vec();
+    let mut out = Vec::with_capacity(frames * ch);
+    let mut g = c.benchmark_group("cut 48 kHz stereo");
+    for (name, media) in [("pause: cut 10 ms of 15", &pause), ("speech: judged, kept", &speech)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                // The loudness stays where the speech put it (a pause of hours would not).
+                sp.observe(&loud[..96 * ch]);
+                black_box(sp.offer(media, remove, &mut out))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_millis(500))
@@ -278,6 +309,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = conceal, real, playout, opus
+    targets = conceal, real, playout, opus, cut
 }
 criterion_main!(benches);
