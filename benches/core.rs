@@ -286,7 +286,10 @@ fn cut(c: &mut Criterion) {
     let speech = loud[..frames * ch].to_vec();
     let mut out = Vec::with_capacity(frames * ch);
     let mut g = c.benchmark_group("cut 48 kHz stereo");
-    for (name, media) in [("pause: cut 10 ms of 15", &pause), ("speech: judged, kept", &speech)] {
+    for (name, media) in [
+        ("pause: cut 10 ms of 15", &pause),
+        ("speech: judged, kept", &speech),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 out.clear();
