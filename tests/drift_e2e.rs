@@ -11,7 +11,12 @@
 //! jitter stays below a datagram's duration, and a sender thread on a loaded 2-core machine
 //! adds up to 20 ms of its own (measured), hence 20 ms datagrams and 5 ms of network jitter.
 //!
-//! The five run at the same time (five pipelines, five ports, five sender threads), so the
+//! Adaptive mode the same way: an RTP sender 1000 ppm fast, in talkspurts (1 s of the tone, then
+//! 0.6 s of it 52 dB lower), whose network jitter is 40 ms for the first 25 s and 5 ms after,
+//! into `plcjitterbuffer mode=adaptive` (starting at latency 60, range 10..500 ms): the target
+//! follows the jitter up and down, the delay follows the target, and the pauses are cut short.
+//!
+//! The six run at the same time (six pipelines, six ports, six sender threads), so the
 //! test takes about 62 s. Each sender sends packet `k` at the instant its skewed clock and the
 //! network model say, against absolute deadlines on `Instant` (CLOCK_MONOTONIC, the clock
 //! GStreamer's system clock reads too), so a late wake-up delays one packet, not the rest of
@@ -77,15 +82,27 @@ fn init() {
     gstnetaudio::plugin_register_static().expect("register plugin");
 }
 
-/// 440 Hz at a quarter of full scale, S16BE (L16), frames `first..first + PACKET_FRAMES`.
-fn payload(first: u64) -> Vec<u8> {
+/// 440 Hz at a quarter of full scale, S16BE (L16), frames `first..first + PACKET_FRAMES`;
+/// with `talk`, in talkspurts: 1 s of it, then 0.6 s 52 dB lower.
+fn payload(first: u64, talk: bool) -> Vec<u8> {
     (first..first + PACKET_FRAMES)
         .flat_map(|n| {
-            let x = (std::f64::consts::TAU * 440.0 * n as f64 / RATE as f64).sin();
-            ((x * 8000.0) as i16).to_be_bytes()
+            let t = n as f64 / RATE as f64;
+            let amp = if talk && t % 1.6 >= 1.0 { 20.0 } else { 8000.0 };
+            let x = (std::f64::consts::TAU * 440.0 * t).sin();
+            ((x * amp) as i16).to_be_bytes()
         })
         .collect()
 }
+
+// The adaptive stream.
+/// Until this sender time (s) the network jitter is `ADAPTIVE_JITTER_MS`, then a eighth of it.
+const ADAPTIVE_STEP_S: f64 = 25.0;
+const ADAPTIVE_JITTER_MS: u64 = 40;
+/// From when (sender time, s) the delay must be back on the fallen target: the target falls
+/// about 4 s after the jitter (its peak hold), the pauses then take the delay down within one
+/// talkspurt cycle or two.
+const ADAPTIVE_SETTLED_S: f64 = 38.0;
 
 /// How well the sender kept its schedule: lateness of each send against its deadline.
 #[derive(Debug, Default, Clone, Copy)]
@@ -105,6 +122,7 @@ fn spawn_sender(
     start: Instant,
     ssrc: u32,
     raw: bool,
+    talk: bool,
 ) -> JoinHandle<SendReport> {
     std::thread::spawn(move || {
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("sender socket");
@@ -112,7 +130,7 @@ fn spawn_sender(
         let mut rep = SendReport::default();
         for d in deliveries {
             let bytes = if raw {
-                let mut le = payload(d.index * RAW_FRAMES);
+                let mut le = payload(d.index * RAW_FRAMES, talk);
                 for s in le.chunks_exact_mut(2) {
                     s.swap(0, 1);
                 }
@@ -123,7 +141,7 @@ fn spawn_sender(
                     (d.index * PACKET_FRAMES) as u32,
                     ssrc,
                     PT,
-                    &payload(d.index * PACKET_FRAMES),
+                    &payload(d.index * PACKET_FRAMES, talk),
                 )
             };
             let at = start + Duration::from_nanos(d.arrive_ns);
@@ -210,6 +228,8 @@ struct Stream {
     skew_ppm: f64,
     /// Raw datagrams into rawudpaudiosrc (else RTP into udpsrc).
     raw: bool,
+    /// The adaptive stream (talkspurts, a jitter step).
+    adaptive: bool,
     pipeline: gst::Pipeline,
     cadence: Arc<Mutex<Cadence>>,
     deliveries: Vec<Delivery>,
@@ -222,6 +242,7 @@ struct Stream {
 
 impl Stream {
     fn new(name: &'static str, skew_ppm: f64, mode: &str, seed: u64, raw: bool) -> Self {
+        let adaptive = mode == "adaptive";
         let src = if raw {
             format!("rawudpaudiosrc name=src address=127.0.0.1 port=0 caps=\"{RAW_CAPS}\"")
         } else {
@@ -253,17 +274,34 @@ impl Stream {
                 })
                 .build(),
         );
+        let jitter_ms = if adaptive {
+            ADAPTIVE_JITTER_MS
+        } else if raw {
+            RAW_JITTER_MS
+        } else {
+            JITTER_MS
+        };
         let imp = Impairment {
             loss: LOSS,
-            jitter_ns: if raw { RAW_JITTER_MS } else { JITTER_MS } * MS,
+            jitter_ns: jitter_ms * MS,
             skew_ppm,
             seed,
         };
         let mut schedule = Schedule::new(imp, 20 * MS);
-        let deliveries: Vec<Delivery> = schedule
+        let mut deliveries: Vec<Delivery> = schedule
             .by_ref()
             .take_while(|d| d.sent_ns < SECONDS * 1_000_000_000)
             .collect();
+        if adaptive {
+            // From the step on, an eighth of each packet's delay, the order kept.
+            let mut last = 0;
+            for d in &mut deliveries {
+                if d.sent_ns as f64 >= ADAPTIVE_STEP_S * 1e9 {
+                    d.arrive_ns = (d.sent_ns + (d.arrive_ns - d.sent_ns) / 8).max(last);
+                }
+                last = d.arrive_ns;
+            }
+        }
         // take_while drew (and dropped) one more delivery, and any losses before it.
         let last = deliveries.last().unwrap().index;
         let lost = last + 1 - deliveries.len() as u64;
@@ -271,6 +309,7 @@ impl Stream {
             name,
             skew_ppm,
             raw,
+            adaptive,
             pipeline,
             cadence,
             deliveries,
@@ -492,6 +531,13 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
         Stream::new("+1000 ppm off (control)", 1000.0, "off", 61, false),
         Stream::new("raw +1000 ppm fixed", 1000.0, "fixed", 63, true),
         Stream::new("raw -1000 ppm fixed", -1000.0, "fixed", 64, true),
+        Stream::new(
+            "+1000 ppm adaptive, talkspurts",
+            1000.0,
+            "adaptive",
+            65,
+            false,
+        ),
     ];
     let ports: Vec<u16> = streams.iter_mut().map(Stream::start).collect();
     let start = Instant::now();
@@ -502,6 +548,7 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
             start,
             0x0d71_e2e0 + i as u32,
             st.raw,
+            st.adaptive,
         ));
     }
 
@@ -528,6 +575,7 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
     }
 
     let mut reports = Vec::new();
+    let mut finals = Vec::new();
     for st in &streams {
         let s = st.stats();
         st.pipeline.set_state(gst::State::Null).unwrap();
@@ -539,6 +587,7 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
         let r = Report::of(st, &s);
         eprintln!("{r}\n{}: final stats {s}\n", st.name);
         reports.push(r);
+        finals.push(s);
     }
     // Delay error over time (sender seconds), for the record.
     const MARKS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 59.0];
@@ -556,7 +605,7 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
         eprintln!("{}: measured - target (ms): {}", st.name, line.join(", "));
     }
 
-    for r in reports[..2].iter().chain(&reports[3..]) {
+    for r in reports[..2].iter().chain(&reports[3..5]) {
         let broken = r.broken();
         assert!(broken.is_empty(), "{}: {broken:?}\n{r}", r.name);
     }
@@ -573,4 +622,55 @@ fn senders_1000_ppm_fast_and_slow_keep_the_delay_on_loopback() {
         "mode=off at +1000 ppm should grow by ~1 ms/s: {off}"
     );
     assert_eq!(off.bad_buffers, 0, "{off}");
+    check_adaptive(&streams[5], &reports[5], &finals[5]);
+}
+
+/// Adaptive mode on loopback: up with the jitter, down again by cutting the pauses.
+fn check_adaptive(st: &Stream, r: &Report, final_stats: &gst::StructureRef) {
+    let samples = |a: f64, b: f64| st.samples.iter().filter(move |s| s.t >= a && s.t < b);
+    let high = mean(samples(15.0, ADAPTIVE_STEP_S).map(|s| s.target_ms));
+    let end = st.end_s();
+    let low = mean(samples(end - 10.0, end).map(|s| s.target_ms));
+    let worst = samples(ADAPTIVE_SETTLED_S, end)
+        .map(|s| (s.measured_ms - s.target_ms).abs())
+        .fold(0.0, f64::max);
+    let compressed = final_stats.get::<u64>("stretch-compressed-ms").unwrap();
+    let line: Vec<String> = samples(20.0, 45.0)
+        .step_by(4)
+        .map(|s| format!("{:.0}s {:.0}/{:.0}", s.t, s.target_ms, s.measured_ms))
+        .collect();
+    eprintln!(
+        "{}: target {high:.1} ms in 15-25 s (40 ms jitter), {low:.1} ms in the last 10 s (5 ms); \
+         max |measured - target| from {ADAPTIVE_SETTLED_S} s {worst:.2} ms; cut from pauses \
+         {compressed} ms; target/measured: {}",
+        st.name,
+        line.join(", ")
+    );
+    // Up with the jitter (a quantile of 0..40 ms) and down with it (of 0..5 ms, at least the
+    // 10 ms floor).
+    assert!(
+        high > 30.0,
+        "{}: target {high} ms with 40 ms of jitter",
+        st.name
+    );
+    assert!(
+        low < 20.0,
+        "{}: target {low} ms with 5 ms of jitter",
+        st.name
+    );
+    assert!(
+        worst <= MAX_DELAY_ERROR_MS,
+        "{}: {worst} ms off target",
+        st.name
+    );
+    assert!(compressed >= 10, "{}: {compressed} ms cut", st.name);
+    // Late: the target is a quantile; packets beyond it and the ones the jump caught (at most
+    // 1 % of the 3000).
+    assert!(r.late <= 30, "{}: {} late\n{r}", st.name, r.late);
+    assert_eq!(r.resyncs, 0, "{r}");
+    assert!(r.bad_buffers == 0 && r.buffers > 0, "{r}");
+    assert!(
+        (r.drift_ppm - r.skew_ppm).abs() <= MAX_DRIFT_ERROR_PPM,
+        "{r}"
+    );
 }
