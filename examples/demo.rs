@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The loopback demo: a sender of raw PCM over UDP with loss, jitter and clock skew, received by
 //! `rawudpaudiosrc ! plcjitterbuffer ! audioconvert ! audioresample ! autoaudiosink`, with live
-//! stats once a second.
+//! stats once a second. With `--rtp` the sender sends RTP (L16) to stock `udpsrc` instead.
 //!
 //! ```text
 //! cargo run --release --example demo -- [--seconds 20] [--loss 0.1] [--jitter-ms 20]
 //!                                       [--skew-ppm 100] [--latency-ms 40] [--tone]
+//!                                       [--rtp] [--mode fixed|adaptive|off]
+//!                                       [--jitter-after SECONDS:MS]
 //! ```
 //! Speech comes from espeak-ng when it is installed (a tone otherwise, or with `--tone`).
+//! `--jitter-after 12:5` changes the network's jitter to 0-5 ms from the sender's 12th second
+//! on: with `--rtp --mode adaptive` the target delay follows it down, and the `cut` column shows
+//! what was cut from the pauses to get there.
 
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -27,6 +32,10 @@ struct Args {
     skew_ppm: f64,
     latency_ms: u32,
     tone: bool,
+    rtp: bool,
+    mode: String,
+    /// From this sender time (s) on, the jitter is this (ms).
+    jitter_after: Option<(f64, u64)>,
 }
 
 fn parse_args() -> Args {
@@ -37,6 +46,9 @@ fn parse_args() -> Args {
         skew_ppm: 100.0,
         latency_ms: 40,
         tone: false,
+        rtp: false,
+        mode: "fixed".into(),
+        jitter_after: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -48,6 +60,16 @@ fn parse_args() -> Args {
             "--skew-ppm" => a.skew_ppm = val().parse().expect("--skew-ppm"),
             "--latency-ms" => a.latency_ms = val().parse().expect("--latency-ms"),
             "--tone" => a.tone = true,
+            "--rtp" => a.rtp = true,
+            "--mode" => a.mode = val(),
+            "--jitter-after" => {
+                let v = val();
+                let (t, ms) = v.split_once(':').expect("--jitter-after SECONDS:MS");
+                a.jitter_after = Some((
+                    t.parse().expect("--jitter-after seconds"),
+                    ms.parse().expect("--jitter-after ms"),
+                ));
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -120,12 +142,22 @@ fn main() {
     };
     let pcm = source.unwrap_or_else(|| tone(args.seconds));
 
+    let src = if args.rtp {
+        format!(
+            "udpsrc name=src address=127.0.0.1 port=0 \
+               caps=\"application/x-rtp,media=audio,encoding-name=L16,clock-rate={RATE},\
+               encoding-params=(string)1,payload=96\""
+        )
+    } else {
+        format!(
+            "rawudpaudiosrc name=src address=127.0.0.1 port=0 \
+               caps=audio/x-raw,format=S16LE,rate={RATE},channels=1,layout=interleaved"
+        )
+    };
     let pipeline = gst::parse::launch(&format!(
-        "rawudpaudiosrc name=src address=127.0.0.1 port=0 \
-           caps=audio/x-raw,format=S16LE,rate={RATE},channels=1,layout=interleaved ! \
-         plcjitterbuffer name=jb latency={} stats-interval=1000 ! \
+        "{src} ! plcjitterbuffer name=jb latency={} mode={} stats-interval=1000 ! \
          identity name=check silent=true ! audioconvert ! audioresample ! autoaudiosink name=out",
-        args.latency_ms
+        args.latency_ms, args.mode
     ))
     .expect("receiver pipeline")
     .downcast::<gst::Pipeline>()
@@ -171,14 +203,20 @@ fn main() {
         .map(|f| f.name().to_string())
         .unwrap_or_else(|| "?".into());
 
+    let format = if args.rtp { "RTP L16" } else { "raw S16LE" };
+    let step = args
+        .jitter_after
+        .map_or(String::new(), |(t, ms)| format!(", 0-{ms} ms from {t} s"));
+    let adaptive = args.mode == "adaptive";
     println!(
-        "netaudio demo: sending {what} as raw S16LE {RATE} Hz mono, 10 ms datagrams, to \
-         127.0.0.1:{port}\n  network: {:.0} % loss, 0-{} ms jitter; sender clock {:+} ppm; \
-         jitter buffer latency {} ms; playing through {sink_name}",
+        "netaudio demo: sending {what} as {format} {RATE} Hz mono, 10 ms datagrams, to \
+         127.0.0.1:{port}\n  network: {:.0} % loss, 0-{} ms jitter{step}; sender clock {:+} ppm; \
+         jitter buffer latency {} ms, mode {}; playing through {sink_name}",
         args.loss * 100.0,
         args.jitter_ms,
         args.skew_ppm,
-        args.latency_ms
+        args.latency_ms,
+        args.mode
     );
 
     // plcjitterbuffer pushes silence from PLAYING on, so the audio device starts now; give it
@@ -198,24 +236,44 @@ fn main() {
             seed: 42,
         };
         let seconds = args.seconds;
+        let (rtp, jitter_after, jitter_ns) = (args.rtp, args.jitter_after, imp.jitter_ns);
         std::thread::spawn(move || {
             let sock = UdpSocket::bind("127.0.0.1:0").expect("sender socket");
             let start = Instant::now();
             let mut schedule = Schedule::new(imp, 10_000_000);
             let total = seconds * 100;
+            let mut last_arrival = 0;
             while !stop.load(Ordering::Relaxed) {
-                let Some(d) = schedule.next() else { break };
+                let Some(mut d) = schedule.next() else { break };
                 if d.index >= total {
                     break;
                 }
+                if let Some((t, ms)) = jitter_after
+                    && d.sent_ns as f64 >= t * 1e9
+                {
+                    // The same draw, scaled to the new jitter; the order kept.
+                    let delay = (d.arrive_ns - d.sent_ns) as f64 * (ms * 1_000_000) as f64
+                        / jitter_ns.max(1) as f64;
+                    d.arrive_ns = (d.sent_ns + delay as u64).max(last_arrival);
+                }
+                last_arrival = d.arrive_ns;
                 let at = start + Duration::from_nanos(d.arrive_ns);
                 if let Some(wait) = at.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
                 let from = (d.index as usize * FRAMES) % pcm.len().max(1);
-                let bytes: Vec<u8> = (0..FRAMES)
-                    .flat_map(|i| pcm[(from + i) % pcm.len()].to_le_bytes())
-                    .collect();
+                let sample = |i: usize| pcm[(from + i) % pcm.len()];
+                let bytes: Vec<u8> = if rtp {
+                    // RTP version 2, payload type 96, then L16 (big-endian).
+                    let mut b = vec![0x80, 96];
+                    b.extend_from_slice(&(d.index as u16).to_be_bytes());
+                    b.extend_from_slice(&((d.index as usize * FRAMES) as u32).to_be_bytes());
+                    b.extend_from_slice(&0x6e65_7461u32.to_be_bytes());
+                    b.extend((0..FRAMES).flat_map(|i| sample(i).to_be_bytes()));
+                    b
+                } else {
+                    (0..FRAMES).flat_map(|i| sample(i).to_le_bytes()).collect()
+                };
                 let _ = sock.send_to(&bytes, ("127.0.0.1", port as u16));
                 sent.fetch_add(1, Ordering::Relaxed);
             }
@@ -223,7 +281,7 @@ fn main() {
         })
     };
 
-    println!(
+    print!(
         "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>9} {:>9} {:>8} {:>9} {:>11} {:>8}",
         "t/s",
         "sent",
@@ -238,6 +296,11 @@ fn main() {
         "stretch",
         "cadence"
     );
+    // Adaptive mode: the target delay and what was cut from quiet stretches.
+    if adaptive {
+        print!(" {:>8} {:>7}", "target", "cut");
+    }
+    println!();
     let bus = pipeline.bus().unwrap();
     let deadline = Instant::now() + Duration::from_secs(args.seconds + 1);
     let mut t = 0;
@@ -266,7 +329,7 @@ fn main() {
                 } else {
                     "-".to_string()
                 };
-                println!(
+                print!(
                     "{:>4} {:>6} {:>6} {:>6} {:>6} {:>5} {:>6} ms {:>6.1} ms {:>5.1} ms {:>9} {:>11} {:>8}",
                     t,
                     sent.load(Ordering::Relaxed),
@@ -281,6 +344,14 @@ fn main() {
                     stretch,
                     if bad == 0 { "exact" } else { "BROKEN" }
                 );
+                if adaptive {
+                    print!(
+                        " {:>5.1} ms {:>4} ms",
+                        f("target-delay-ms"),
+                        g("stretch-compressed-ms")
+                    );
+                }
+                println!();
             }
             gst::MessageView::Error(e) => {
                 eprintln!(
@@ -298,7 +369,15 @@ fn main() {
     let net_lost = sender.join().unwrap_or(0);
     let jb = pipeline.by_name("jb").unwrap();
     let stats = jb.property::<gst::Structure>("stats");
-    let src_stats = src.property::<gst::Structure>("stats");
+    // What the receiving socket got: rawudpaudiosrc counts it; for udpsrc, the jitter buffer's
+    // count of what arrived.
+    let received = if args.rtp {
+        stats.get::<u64>("received").unwrap_or(0)
+    } else {
+        src.property::<gst::Structure>("stats")
+            .get::<u64>("packets")
+            .unwrap_or(0)
+    };
     let _ = pipeline.set_state(gst::State::Null);
 
     let (n, bad) = (
@@ -312,7 +391,7 @@ fn main() {
         sent.load(Ordering::Relaxed) + net_lost,
         net_lost,
         sent.load(Ordering::Relaxed),
-        src_stats.get::<u64>("packets").unwrap_or(0),
+        received,
         stats.get::<u64>("lost").unwrap_or(0),
         stats.get::<u64>("late").unwrap_or(0),
         stats.get::<u64>("concealed-ms").unwrap_or(0),
