@@ -372,9 +372,13 @@ impl RateController {
             self.integral = hint.clamp(-cfg.max_correction, cfg.max_correction);
         }
 
+        // A start far off the target (adaptive mode starting at `latency` with a target the
+        // jitter puts much lower) is worked off like a target jump: without this the integral
+        // learns the whole start-up error as if it were a drift, and once the delay is down
+        // (quickly, when pauses are cut) it keeps consuming faster and the delay undershoots.
         let jumped = match self.last_target {
             Some(last) => (target_delay_ns - last).abs() > cfg.integrate_band_ns,
-            None => false,
+            None => err_ns.abs() > cfg.integrate_band_ns,
         };
         if jumped || self.last_target.is_none() {
             self.last_target = Some(target_delay_ns);

@@ -477,7 +477,8 @@ impl Compensator {
     /// The stretch judged lies ahead of what the chunk needs, so it is played earlier than
     /// the measured delay says: a cut is due only while its last frame still plays at least
     /// `CUT_DOWN_TO_NS` above the target (its packets had as long to arrive as the target
-    /// allows), and what it removes leaves the delay that far above the target. Media
+    /// allows), and what it removes leaves the delay that far above the target, plus what the
+    /// controller, if it is consuming faster, will still remove while it slews back. Media
     /// judged and left whole stays queued in the resampler and counts against the next cut,
     /// so the playout never runs ahead of the arrivals.
     pub(crate) fn cut_due(&self, d: &TickDecision, media_head: i64) -> usize {
@@ -487,7 +488,14 @@ impl Compensator {
         let rate = f64::from(self.rate);
         let ahead =
             (media_head as f64 - self.last_need).max(0.0) + self.splicer.xfade_frames() as f64;
-        let room = (d.measured_delay_ns - d.target_delay_ns - CUT_DOWN_TO_NS) * rate / 1e9 - ahead;
+        // The controller may be consuming faster to work the same excess off; once the cuts
+        // have removed it, it slews back at most at its acquisition slew, and consumes this much
+        // more on the way (ns): the cuts leave it.
+        let faster = (1.0 / d.ratio - 1.0).max(0.0);
+        let coast_ns = faster * faster / (2.0 * ControllerConfig::default().acquire_slew) * 1e9;
+        let room = (d.measured_delay_ns - d.target_delay_ns - CUT_DOWN_TO_NS - coast_ns) * rate
+            / 1e9
+            - ahead;
         if room < CUT_MIN_MS * rate / 1000.0 {
             return 0;
         }

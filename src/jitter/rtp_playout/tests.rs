@@ -790,3 +790,45 @@ fn two_senders_on_one_port_the_current_one_stays_until_it_stops() {
     );
     assert_eq!(sim.p.ledger().unaccounted(), 0);
 }
+
+#[test]
+fn opus_in_adaptive_mode_cuts_the_pauses_of_decoded_speech() {
+    // Opus, 20 ms packets on time, starting at latency 200 ms in adaptive mode: the target
+    // falls to the bottom of the range and the delay follows by cutting the pauses (1 s of a
+    // voiced signal, then 0.6 s of it 60 dB lower) of what libopus decodes.
+    let ms = NS_PER_MS as u64;
+    let mut enc =
+        ::opus::Encoder::new(48000, ::opus::Channels::Mono, ::opus::Application::Voip).unwrap();
+    enc.set_bitrate(::opus::Bitrate::Bits(32000)).unwrap();
+    let pcm: Vec<f32> = (0..48_000 * 6)
+        .map(|i| {
+            let t = i as f32 / 48000.0;
+            let gain = if t % 1.6 >= 1.0 { 0.001 } else { 1.0 };
+            gain * (1..6)
+                .map(|h| 0.08 / h as f32 * (std::f32::consts::TAU * 140.0 * h as f32 * t).sin())
+                .sum::<f32>()
+        })
+        .collect();
+    let mut sim = Sim::new(Encoding::Opus, 48000, 1, 200 * ms);
+    sim.p.set_drift_mode(DriftMode::Adaptive);
+    for (k, c) in pcm.chunks(960).enumerate() {
+        let p = enc.encode_vec_float(c, 1500).unwrap();
+        sim.push(k as u64 * 20 * ms, header(k as u16, (k * 960) as u32), &p);
+    }
+    sim.run_until(6_000 * ms);
+    let d = sim.p.drift_stats();
+    let st = sim.p.stats();
+    eprintln!(
+        "opus adaptive: {:.1} ms cut, measured {:.1} ms, target {:.1} ms, late {}, lost {}",
+        d.compressed_frames as f64 / 48.0,
+        d.measured_delay_ns / 1e6,
+        d.target_delay_ns / 1e6,
+        st.late,
+        st.lost
+    );
+    // Most of the 190 ms above the target was cut from the first pause.
+    assert!(d.compressed_frames >= 48 * 150, "{}", d.compressed_frames);
+    assert!(d.measured_delay_ns - d.target_delay_ns < 5e6, "{d:?}");
+    assert_eq!((st.late, st.lost, st.resyncs), (0, 0, 0));
+    sim.assert_cadence();
+}
