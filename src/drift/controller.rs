@@ -259,9 +259,10 @@ pub struct ControllerConfig {
     pub lock_band_ns: f64,
     pub lock_after_ns: u64,
     pub unlock_band_ns: f64,
-    /// For `target_settle_ns` after the target moved by more than `integrate_band_ns`, the
-    /// integral only learns while |error| is below `integrate_band_ns`: working off a target
-    /// jump must not wind it up (a drift, by contrast, must be learned however large).
+    /// For `target_settle_ns` after the target moved by more than `integrate_band_ns` (or after
+    /// a first step that far off the target), the integral only learns while |error| is below
+    /// `integrate_band_ns`: working off a target jump must not wind it up (a drift, by
+    /// contrast, must be learned however large).
     pub integrate_band_ns: f64,
     pub target_settle_ns: u64,
 }
