@@ -427,6 +427,11 @@ impl RateController {
         self.integral * 1e6
     }
 
+    /// The parameters it runs with.
+    pub fn config(&self) -> &ControllerConfig {
+        &self.cfg
+    }
+
     /// True once the delay error has stayed small and the narrow gear is in use.
     pub fn is_locked(&self) -> bool {
         self.locked

@@ -492,7 +492,8 @@ impl Compensator {
         // have removed it, it slews back at most at its acquisition slew, and consumes this much
         // more on the way (ns): the cuts leave it.
         let faster = (1.0 / d.ratio - 1.0).max(0.0);
-        let coast_ns = faster * faster / (2.0 * ControllerConfig::default().acquire_slew) * 1e9;
+        let slew = self.lp.controller().config().acquire_slew;
+        let coast_ns = faster * faster / (2.0 * slew) * 1e9;
         let room = (d.measured_delay_ns - d.target_delay_ns - CUT_DOWN_TO_NS - coast_ns) * rate
             / 1e9
             - ahead;
