@@ -17,7 +17,10 @@
 //!   mapped from [`UNVOICED`]..[`VOICED`] to 0..1): `wv = sqrt(v)`, `wn = sqrt(1 - v)` (equal
 //!   energy for uncorrelated parts). Both parts continue the last sample (the loop through its
 //!   start-edge correction, the noise through its primed filter), so during the first
-//!   [`START_RAMP_MS`] the weights move from a sum of 1 to equal power.
+//!   [`START_RAMP_MS`] the weights move from a sum of 1 to equal power. The stretch itself
+//!   starts from the history's own prediction: the zero-input response of a longer model of
+//!   the same window (3 ms of memory, [`lpc::prediction_order_for`]), per channel, cross-faded
+//!   into the mix over [`START_RAMP_MS`].
 //! * `g(t)` is 1 for [`FULL_LEVEL_MS`], then falls by `SLOPE_DB * u + SLOPE_GROWTH_DB * u^2` dB
 //!   (`u` in 10 ms steps after the full-level time): the longer the loss, the steeper. It
 //!   reaches 0 continuously at [`SILENT_DB`]. When the history's level was falling (its newest
@@ -30,7 +33,7 @@
 //!   [`RECENT_PEAK_MS`] (no burst at the start when older, louder audio is repeated).
 
 use super::background::Background;
-use super::lpc::{Lpc, Noise, Synth};
+use super::lpc::{self, Lpc, Noise, Synth};
 use super::substitution::Stretch;
 use super::{Rise, ms_to_frames, peak, saturate};
 
@@ -97,6 +100,9 @@ pub(super) struct Expand {
     stretch: Stretch,
     lpc: Lpc,
     noise_synth: Synth,
+    /// The longer predictor (3 ms of memory) of the same window whose zero-input response
+    /// starts the stretch.
+    prediction: Lpc,
     /// Per channel: the zero-input response that starts the stretch, and whether it is used.
     rings: Vec<Synth>,
     ringing: bool,
@@ -108,6 +114,8 @@ pub(super) struct Expand {
     tail: usize,
     /// Mono mix of the analysis window.
     mono: Vec<f32>,
+    /// One channel of the newest window (multichannel only), for its own prediction model.
+    channel_window: Vec<f32>,
     voiced_weight: f64,
     noise_weight: f64,
     /// Excitation level of the noise (mono) and of the comfort noise.
@@ -156,6 +164,8 @@ impl Expand {
         let window = ms_to_frames(LPC_WINDOW_MS, rate).max(1);
         let lpc = Lpc::new(rate, window);
         let order = lpc.order();
+        let prediction = Lpc::with_order(rate, window, lpc::prediction_order_for(rate));
+        let prediction_order = prediction.order();
         let ramp = ms_to_frames(START_RAMP_MS, rate).max(1);
         let mut start_ramp = Rise::with_capacity(ramp);
         start_ramp.set_len(ramp);
@@ -178,7 +188,10 @@ impl Expand {
             stretch: Stretch::with_options(rate, channels, false, WIDEST_LOOP),
             lpc,
             noise_synth: Synth::new(order),
-            rings: (0..channels).map(|_| Synth::new(order)).collect(),
+            prediction,
+            rings: (0..channels)
+                .map(|_| Synth::new(prediction_order))
+                .collect(),
             ringing: false,
             comfort_synth: Synth::new(order),
             noise: Noise::new(0x2545_f491),
@@ -186,6 +199,7 @@ impl Expand {
             window,
             tail: ms_to_frames(TAIL_MS, rate).max(1),
             mono: vec![0.0; window],
+            channel_window: vec![0.0; if channels > 1 { window } else { 0 }],
             voiced_weight: 1.0,
             noise_weight: 0.0,
             noise_excitation: 0.0,
@@ -319,15 +333,27 @@ impl Expand {
         }
         let recent = &snapshot[(frames - avail.min(self.window)) * ch..];
         let m = recent.len() / ch;
-        // Starting: the history's own prediction (the model's zero-input response, per
-        // channel, primed with that channel's newest samples) continues every detail of the
+        // Starting: the history's own prediction (per channel, the zero-input response of that
+        // channel's own model, primed with its newest samples) continues every detail of the
         // waveform and is cross-faded into the mix; without a model, the loop's start-edge
-        // correction joins it in.
+        // correction joins it in. Each channel has its own model: a model of the mix would
+        // also learn the comb of delays between channels (spaced microphones), which no
+        // channel has.
         self.ringing = fitted;
         if fitted {
             for (c, ring) in self.rings.iter_mut().enumerate() {
+                if ch == 1 {
+                    self.prediction.fit(mono);
+                } else {
+                    let window = &mut self.channel_window[..n];
+                    for (w, frame) in window.iter_mut().zip(recent.chunks_exact(ch)) {
+                        *w = frame[c];
+                    }
+                    // A silent channel gets a flat model: its prediction is silence.
+                    self.prediction.fit(window);
+                }
                 ring.load(
-                    &self.lpc,
+                    &self.prediction,
                     snapshot.iter().skip(c).step_by(ch).map(|&x| f64::from(x)),
                 );
             }

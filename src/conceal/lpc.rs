@@ -19,6 +19,19 @@ pub(super) fn order_for(rate: u32) -> usize {
     ((rate / 1000) as usize + 4).clamp(10, 32)
 }
 
+/// Memory of the predictor whose zero-input response starts a concealment (ms).
+const PREDICTION_MEMORY_MS: u32 = 3;
+/// Its order is capped (at 96 kHz the memory is then 1.6 ms; the fit costs order x window).
+const PREDICTION_ORDER_MAX: usize = 152;
+
+/// Order of the predictor that continues the waveform at the start of a concealment: 3 ms of
+/// memory (+4), which spans a good part of a pitch period, where [`order_for`] spans about a
+/// millisecond at 48 kHz. Measured: at 48 kHz 32 -> 148 lifts PESQ-WB by 0.1 to 0.25 at random
+/// loss; see `docs/concealment.md`.
+pub(super) fn prediction_order_for(rate: u32) -> usize {
+    ((PREDICTION_MEMORY_MS * rate / 1000) as usize + 4).clamp(order_for(rate), PREDICTION_ORDER_MAX)
+}
+
 /// An all-pole model `1 / A(z)` of a short stretch of audio.
 #[derive(Debug)]
 pub(super) struct Lpc {
@@ -29,10 +42,13 @@ pub(super) struct Lpc {
     r: Vec<f64>,
     /// Levinson scratch.
     tmp: Vec<f64>,
+    /// The autocorrelation reversed (Levinson scratch).
+    rev: Vec<f64>,
     /// Impulse response scratch.
     impulse: Vec<f64>,
-    /// Windowed input scratch.
-    windowed: Vec<f64>,
+    /// Windowed input scratch (single precision: the autocorrelation's products run twice
+    /// as wide; the noise floor keeps the model far above their rounding).
+    windowed: Vec<f32>,
     /// The Hann window for `max_len` samples (other lengths compute their own).
     hann: Vec<f64>,
     broadening: f64,
@@ -43,13 +59,18 @@ pub(super) struct Lpc {
 impl Lpc {
     /// A model for `rate`, fitted to at most `max_len` samples at a time.
     pub(super) fn new(rate: u32, max_len: usize) -> Self {
-        let order = order_for(rate);
+        Self::with_order(rate, max_len, order_for(rate))
+    }
+
+    /// A model of `order` for `rate`, fitted to at most `max_len` samples at a time.
+    pub(super) fn with_order(rate: u32, max_len: usize, order: usize) -> Self {
         let impulse_len = (IMPULSE_MS * f64::from(rate) / 1000.0).round() as usize;
         Self {
             order,
             a: vec![0.0; order + 1],
             r: vec![0.0; order + 1],
             tmp: vec![0.0; order + 1],
+            rev: vec![0.0; order + 1],
             impulse: vec![0.0; impulse_len.max(order + 1)],
             windowed: vec![0.0; max_len],
             hann: hann(max_len).collect(),
@@ -74,11 +95,11 @@ impl Lpc {
         }
         if n == self.hann.len() {
             for ((w, &v), &h) in self.windowed.iter_mut().zip(x).zip(&self.hann) {
-                *w = h * f64::from(v);
+                *w = (h * f64::from(v)) as f32;
             }
         } else {
             for ((w, &v), h) in self.windowed.iter_mut().zip(x).zip(hann(n)) {
-                *w = h * f64::from(v);
+                *w = (h * f64::from(v)) as f32;
             }
         }
         autocorrelation(&self.windowed[..n], &mut self.r);
@@ -112,11 +133,15 @@ impl Lpc {
             return false;
         }
         let mut err = r0;
+        // `r` reversed (`rev[p - m] = r[m]`), so `sum a[j] r[i - j]` over `j` is a dot product
+        // of two ascending slices (independent partial sums: a chain of dependent additions
+        // would dominate the fit at high orders).
+        let p = self.order;
+        for (m, &v) in self.r.iter().enumerate() {
+            self.rev[p - m] = v;
+        }
         for i in 1..=self.order {
-            let mut acc = self.r[i];
-            for j in 1..i {
-                acc += self.a[j] * self.r[i - j];
-            }
+            let acc = self.r[i] + dot(&self.a[1..i], &self.rev[p + 1 - i..p]);
             let k = -acc / err;
             if !k.is_finite() || k.abs() >= 1.0 {
                 break;
@@ -177,10 +202,34 @@ fn hann(n: usize) -> impl DoubleEndedIterator<Item = f64> {
 }
 
 /// `r[lag] = sum x[i] x[i - lag]` for every lag of `r`.
-pub(super) fn autocorrelation(x: &[f64], r: &mut [f64]) {
+fn autocorrelation(x: &[f32], r: &mut [f64]) {
     for (lag, r) in r.iter_mut().enumerate() {
-        *r = dot(&x[lag.min(x.len())..], x);
+        *r = dot_f32(&x[lag.min(x.len())..], x);
     }
+}
+
+/// Partial sums in [`dot_f32`].
+const LANES_F32: usize = 16;
+
+/// `sum a[i] b[i]` over the shorter length in single precision, in [`LANES_F32`] partial
+/// sums (each at most a few hundred products), added up in double precision.
+fn dot_f32(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut sums = [0.0f32; LANES_F32];
+    let (chunks_a, chunks_b) = (a.chunks_exact(LANES_F32), b.chunks_exact(LANES_F32));
+    let rest: f64 = chunks_a
+        .remainder()
+        .iter()
+        .zip(chunks_b.remainder())
+        .map(|(&x, &y)| f64::from(x) * f64::from(y))
+        .sum();
+    for (xs, ys) in chunks_a.zip(chunks_b) {
+        for ((sum, &x), &y) in sums.iter_mut().zip(xs).zip(ys) {
+            *sum += x * y;
+        }
+    }
+    sums.iter().map(|&s| f64::from(s)).sum::<f64>() + rest
 }
 
 /// Partial sums in [`dot`]: independent accumulators let the compiler vectorize it.
@@ -283,6 +332,56 @@ impl Noise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The zero-input response of `lpc` fitted to `x[..cut]` against `x[cut..cut + n]`: the
+    /// prediction's SNR in dB.
+    fn prediction_snr(lpc: &mut Lpc, x: &[f32], cut: usize, n: usize) -> f64 {
+        assert!(lpc.fit(&x[..cut]));
+        let mut ring = Synth::new(lpc.order());
+        ring.load(lpc, x[..cut].iter().map(|&v| f64::from(v)));
+        // Weighted as the start's cross-fade weighs it (a raised cosine from 1 to 0).
+        let (mut sig, mut err) = (0.0, 0.0);
+        for (i, &truth) in x[cut..cut + n].iter().enumerate() {
+            let w = 0.5 + 0.5 * (std::f64::consts::PI * (i as f64 + 0.5) / n as f64).cos();
+            let y = ring.next(0.0);
+            sig += (w * f64::from(truth)).powi(2);
+            err += (w * (y - f64::from(truth))).powi(2);
+        }
+        10.0 * (sig / err).log10()
+    }
+
+    #[test]
+    fn the_longer_predictor_starts_speech_closer_to_the_truth() {
+        // Half a second of real speech at 48 kHz (espeak-ng's en-us+f3 voice, from the quality
+        // benchmark's signal, 16-bit little-endian mono).
+        let bytes = include_bytes!("../../tests/data/speech-female-48k.s16le");
+        let x: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+            .collect();
+        let rate = 48000u32;
+        let window = (rate / 50) as usize; // 20 ms, as `expand` fits
+        let n = (rate / 400) as usize; // 2.5 ms, the start's cross-fade
+        let (mut short, mut long, mut cuts) = (0.0, 0.0, 0);
+        for cut in (window..x.len() - n).step_by(997) {
+            let h = &x[cut - window..cut];
+            if h.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() < 1e-5 * window as f64 {
+                continue; // a pause
+            }
+            short += prediction_snr(&mut Lpc::new(rate, window), &x, cut, n);
+            let mut model = Lpc::with_order(rate, window, prediction_order_for(rate));
+            assert_eq!(model.order(), 148);
+            long += prediction_snr(&mut model, &x, cut, n);
+            cuts += 1;
+        }
+        assert!(cuts >= 15, "{cuts} cut points in speech");
+        let (short, long) = (short / f64::from(cuts), long / f64::from(cuts));
+        // Measured: 4.2 dB -> 7.6 dB, the mean over 23 cut points.
+        assert!(
+            long > short + 2.0,
+            "{long:.1} dB vs {short:.1} dB over {cuts} cuts"
+        );
+    }
 
     #[test]
     fn lpc_noise_follows_the_spectral_envelope() {

@@ -39,8 +39,8 @@
 //!   the last output sample. Their difference is added to the synthesis and decays to 0 along a
 //!   raised cosine over 2.5 ms, so the first concealed sample continues the output with the
 //!   loop's own slope. `Expand` and `Neural` instead start from the history's own LPC
-//!   prediction (zero-input response), cross-faded into their synthesis over 2.5 ms, which
-//!   continues bright waveforms too; they use the offset only without a model (under 20 ms of
+//!   prediction (the zero-input response of a predictor with 3 ms of memory), cross-faded
+//!   into their synthesis over 2.5 ms, which continues bright waveforms too; they use the offset only without a model (under 20 ms of
 //!   history).
 //! * End: when real audio follows concealment (or [`Concealer::discontinuity`]), the concealment
 //!   keeps running for the merge length and is cross-faded (raised cosine) into the real samples

@@ -72,8 +72,8 @@ impl Neural {
             frame: [0; FRAME],
             pos: FRAME,
             marked: false,
-            lpc: Lpc::new(RATE, RING_WINDOW),
-            ring: Synth::new(super::lpc::order_for(RATE)),
+            lpc: Lpc::with_order(RATE, RING_WINDOW, super::lpc::prediction_order_for(RATE)),
+            ring: Synth::new(super::lpc::prediction_order_for(RATE)),
             ringing: false,
         }
     }
