@@ -10,6 +10,11 @@
 # the element without +future), where NAME+future is also told what follows each hole as a
 # jitter buffer at latency 40 knows it; --candidate names the method the targets are checked
 # for. Also --rates 16000, --kinds speech for a faster loop.
+#   scripts/quality-bench.sh --bounds
+# --bounds scores oracle fills of the same losses (scripts/quality/bounds.py: what any concealer
+# could reach, built from the reference itself) against the targets, from the last element run
+# (run it after a run with sample-constant, appendix-i and expand at 16 and 48 kHz); writes
+# bench-out/quality/bounds.md.
 # Needs espeak-ng, python3-venv and a C compiler (scripts/setup-deps.sh); the Python packages
 # come from scripts/python-env.sh.
 set -euo pipefail
@@ -17,6 +22,10 @@ cd "$(dirname "$0")/.."
 
 # The project's Python (numpy, scipy, pesq, pystoi; a venv under target/pyenv on first use).
 python=$(scripts/python-env.sh)
+
+if [ "${1:-}" = "--bounds" ]; then
+  exec "$python" scripts/quality/bounds.py --out bench-out/quality "${@:2}"
+fi
 
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --example plc_bench >&2
