@@ -19,10 +19,16 @@
 //!   audio. A future shorter than [`FUTURE_GOOD_MS`] gives a poor backward side (no LPC
 //!   model, short pitch range): the plan then waits, in case more arrives, until
 //!   [`SHORT_REGION_MS`] before the end.
-//! * **Blend**: `(1 - w) F + w B`, `w` a raised cosine over the region, the same for every
-//!   channel (the stereo image). Each side is anchored in phase at its own join, so no
-//!   alignment is done in between (measured: warping the two into phase, or an equal-power
-//!   blend for unrelated sides, scores lower; see `docs/concealment.md`).
+//! * **Blend**: `(1 - w) F + w B`, the same `w` for every channel (the stereo image). Each
+//!   side is trusted by its distance from its own real audio: with `dF` frames since the
+//!   history and `dB` frames to the future, `w = dF^k / (dF^k + dB^k)`, `k` =
+//!   [`BLEND_POWER`]. When the forward side ran alone before the region (the end became known
+//!   late), `w` starts above 0 and is reached along a raised cosine over [`JOIN_RAMP_MS`] (at
+//!   most half the region). In a long loss (the forward side faded out) `w` is a raised
+//!   cosine over the region instead: the continuation fades in. Each side is anchored in phase
+//!   at its own join, so no alignment is done in between (measured: warping the two into
+//!   phase, or an equal-power blend for unrelated sides, scores lower; see
+//!   `docs/concealment.md`).
 //!
 //! The region's two sides are rendered when the plan is made (the first `conceal()` frame of
 //! the region). Constants are in ms; nothing allocates after construction.
@@ -48,6 +54,13 @@ const FUTURE_MIN_MS: f32 = 5.0;
 const FUTURE_GOOD_MS: f32 = 20.0;
 /// ...a shorter one is blended in over this much at most, as late as possible.
 const SHORT_REGION_MS: f32 = 10.0;
+/// The blend weight's power of the distances (1: linear in each side's distance from its
+/// real audio; measured best at 0.75, see `docs/concealment.md`)...
+const BLEND_POWER: f64 = 0.75;
+/// ...and the ramp onto it when the forward side ran alone before the region.
+const JOIN_RAMP_MS: f32 = 10.0;
+/// The weight is computed exactly every this many frames and interpolated in between.
+const WEIGHT_STEP: usize = 16;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Plan {
@@ -59,13 +72,44 @@ struct Plan {
     cos: f64,
     cos_prev: f64,
     cos_k: f64,
+    /// Weighted by distance (else the raised cosine): the forward side's frames before the
+    /// region, the ramp onto the weight (frames, 0: none), and the exact weights at the last
+    /// and the next multiple of [`WEIGHT_STEP`].
+    by_distance: bool,
+    head: f64,
+    ramp: usize,
+    w_from: f64,
+    w_to: f64,
 }
 
 impl Plan {
     /// The backward side's weight at the current position: a raised cosine over the region,
     /// strictly between 0 and 1.
-    fn weight(&self) -> f64 {
-        0.5 - 0.5 * self.cos
+    fn weight(&mut self) -> f64 {
+        if !self.by_distance {
+            return 0.5 - 0.5 * self.cos;
+        }
+        let k = self.pos % WEIGHT_STEP;
+        if k == 0 {
+            self.w_from = self.exact(self.pos);
+            self.w_to = self.exact(self.pos + WEIGHT_STEP);
+        }
+        let x = k as f64 / WEIGHT_STEP as f64;
+        self.w_from + x * (self.w_to - self.w_from)
+    }
+
+    /// `dF^k / (dF^k + dB^k)` at `pos` (clamped to the region), on the ramp when there is one.
+    fn exact(&self, pos: usize) -> f64 {
+        let pos = pos.min(self.len);
+        let f = (self.head + (pos + 1) as f64).powf(BLEND_POWER);
+        let b = ((self.len - pos) as f64).powf(BLEND_POWER);
+        let w = f / (f + b);
+        if pos < self.ramp {
+            w * (0.5
+                - 0.5 * (std::f64::consts::PI * (pos + 1) as f64 / (self.ramp + 1) as f64).cos())
+        } else {
+            w
+        }
     }
 
     fn step(&mut self) {
@@ -92,6 +136,7 @@ pub(super) struct TwoSided {
     elapsed: usize,
     long_hole: usize,
     long_region: usize,
+    join_ramp: usize,
     /// The future reversed, as the backward side's history (zeros before it).
     reversed: Vec<f32>,
     pitch: PitchSearch,
@@ -121,6 +166,7 @@ impl TwoSided {
             elapsed: 0,
             long_hole: ms_to_frames(LONG_HOLE_MS, rate),
             long_region: ms_to_frames(LONG_REGION_MS, rate).max(1),
+            join_ramp: ms_to_frames(JOIN_RAMP_MS, rate),
             reversed: vec![0.0; history * channels],
             pitch: PitchSearch::new(rate),
             backward: Expand::new(rate, channels),
@@ -237,8 +283,10 @@ impl TwoSided {
             self.backward.next_frame(&self.reversed, frame);
         }
 
-        // w(i) = 0.5 - 0.5 cos(pi (i + 1) / (len + 1)), by the Chebyshev recurrence.
+        // The raised cosine (long losses): w(i) = 0.5 - 0.5 cos(pi (i + 1) / (len + 1)), by the
+        // Chebyshev recurrence.
         let step = std::f64::consts::PI / (len + 1) as f64;
+        let by_distance = self.elapsed + len <= self.long_hole;
         self.plan = Plan {
             active: true,
             len,
@@ -246,6 +294,15 @@ impl TwoSided {
             cos: step.cos(),
             cos_prev: 1.0,
             cos_k: 2.0 * step.cos(),
+            by_distance,
+            head: self.elapsed as f64,
+            ramp: if self.elapsed > 0 {
+                self.join_ramp.min(len / 2)
+            } else {
+                0
+            },
+            w_from: 0.0,
+            w_to: 0.0,
         };
     }
 
@@ -264,7 +321,7 @@ impl TwoSided {
             self.plan.pos = p.pos.saturating_add(1);
             return;
         }
-        let w = p.weight();
+        let w = self.plan.weight();
         let fore = &self.fore[p.pos * ch..(p.pos + 1) * ch];
         let b = (p.len - 1 - p.pos) * ch;
         let back = &self.back[b..b + ch];
@@ -272,5 +329,74 @@ impl TwoSided {
             *out = ((1.0 - w) * f64::from(f) + w * f64::from(x)) as f32;
         }
         self.plan.step();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(head: usize, len: usize, ramp: usize) -> Plan {
+        Plan {
+            active: true,
+            len,
+            by_distance: true,
+            head: head as f64,
+            ramp,
+            ..Plan::default()
+        }
+    }
+
+    fn weights(mut p: Plan) -> Vec<f64> {
+        (0..p.len)
+            .map(|_| {
+                let w = p.weight();
+                p.pos += 1;
+                w
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_blend_trusts_each_side_by_its_distance_from_real_audio() {
+        // The whole loss known from its start (48 kHz, 40 ms): symmetric, from 0 to 1.
+        let w = weights(plan(0, 1920, 0));
+        assert!(w[0] < 0.02, "{}", w[0]);
+        assert!((w[959] - 0.5).abs() < 0.01, "{}", w[959]);
+        assert!(w[1919] > 0.98, "{}", w[1919]);
+        // The forward side ran alone for 20 ms first: past the ramp the weight is the
+        // distances' share, so the backward side is trusted more than half already at the
+        // region's middle.
+        let (head, len, ramp) = (960, 1920, 480);
+        let w = weights(plan(head, len, ramp));
+        let share = |pos: usize| {
+            let f = ((head + pos + 1) as f64).powf(BLEND_POWER);
+            let b = ((len - pos) as f64).powf(BLEND_POWER);
+            f / (f + b)
+        };
+        assert!(
+            w[0] < 0.01,
+            "the ramp starts from the forward side: {}",
+            w[0]
+        );
+        assert!(
+            (w[600] - share(600)).abs() < 1e-3,
+            "{} vs {}",
+            w[600],
+            share(600)
+        );
+        assert!(w[959] > 0.6, "{}", w[959]);
+        for p in [
+            plan(0, 1920, 0),
+            plan(head, len, ramp),
+            plan(4800, 480, 240),
+        ] {
+            let w = weights(p);
+            // Rising, and in steps far below any audible jump.
+            for pair in w.windows(2) {
+                assert!(pair[1] >= pair[0] - 1e-12, "{pair:?}");
+                assert!(pair[1] - pair[0] < 0.01, "{pair:?}");
+            }
+        }
     }
 }

