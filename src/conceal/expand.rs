@@ -304,7 +304,20 @@ impl Expand {
             it.map(|x| f64::from(x) * f64::from(x)).sum::<f64>() / n.max(1) as f64
         };
         let mono_energy = energy(&mut mono.iter().copied());
-        let fitted = n > 0 && mono_energy > 1e-20 && self.lpc.fit(mono);
+        // Mono: the start's longer predictor fits this same window, and the noise model is
+        // solved from the first lags of its autocorrelation (the same numbers `fit` would
+        // compute), so the window is correlated once, not twice.
+        let shared = ch == 1 && n > self.prediction.order();
+        let fitted = n > 0
+            && mono_energy > 1e-20
+            && if shared {
+                self.prediction.fit(mono);
+                let lags = self.lpc.order() + 1;
+                self.lpc
+                    .fit_autocorrelation(&self.prediction.autocorrelation()[..lags])
+            } else {
+                self.lpc.fit(mono)
+            };
         if !fitted {
             // Nothing to mix in: the loop (or the fade of the last sample) alone.
             self.voiced_weight = 1.0;
@@ -343,7 +356,9 @@ impl Expand {
         if fitted {
             for (c, ring) in self.rings.iter_mut().enumerate() {
                 if ch == 1 {
-                    self.prediction.fit(mono);
+                    if !shared {
+                        self.prediction.fit(mono);
+                    }
                 } else {
                     let window = &mut self.channel_window[..n];
                     for (w, frame) in window.iter_mut().zip(recent.chunks_exact(ch)) {
